@@ -1,0 +1,3 @@
+from privatemodel.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run.
+
+Everything runs on this machine over loopback: three players, the serving process and the client.
+Results are printed as a table and written as JSON.
+"""
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from privatemodel.runtime import reference
+from privatemodel.runtime.local import LocalCluster, LocalServing, privatemodel_command
+
+log = logging.getLogger(__name__)
+
+LARGE_BATCH = 32
+
+
+def run_bench(output: Path, requests: int) -> dict:
+    import tensorflow as tf
+
+    model_path = reference.trained_model_path()
+    x_test = reference.load_digits()[2]
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "requests": requests,
+        "large_batch": LARGE_BATCH,
+        "plaintext": _bench_plaintext(model_path, x_test, requests),
+    }
+    with tempfile.TemporaryDirectory(prefix="privatemodel-bench-") as scratch:
+        cluster = LocalCluster(scratch)
+        try:
+            cluster.up()
+            subprocess.run(privatemodel_command("share", "--model", str(model_path), "--config", str(cluster.hostmap_path)), check=True)
+            results["privatemodel"] = _bench_private(cluster, x_test, requests)
+            results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
+        finally:
+            cluster.down()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(_table(results))
+    print(f"\nwritten to {output}")
+    return results
+
+
+def _bench_plaintext(model_path, x_test, requests):
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(model_path, compile=False)
+    predict = tf.function(model)
+    one, large = x_test[:1], x_test[:LARGE_BATCH]
+    started = time.perf_counter()
+    predict(one)
+    first = time.perf_counter() - started
+    latencies = _timed(lambda: predict(one).numpy(), requests)
+    large_latencies = _timed(lambda: predict(large).numpy(), max(5, requests // 5))
+    return _summary(first, latencies, large_latencies, rss_mb={"client": _rss_mb(os.getpid())})
+
+
+def _bench_private(cluster, x_test, requests):
+    from privatemodel.runtime.client import PrivateClient
+
+    serving = LocalServing(cluster)
+    started = time.perf_counter()
+    serving.start(extra_args=["--warm-up", f"1,{LARGE_BATCH}"])
+    time_to_ready = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        client = PrivateClient(cluster.hostmap, serving.url)
+        connect = time.perf_counter() - started
+        one, large = x_test[:1], x_test[:LARGE_BATCH]
+        started = time.perf_counter()
+        client.predict(one)
+        first = time.perf_counter() - started
+        latencies = _timed(lambda: client.predict(one), requests)
+        large_latencies = _timed(lambda: client.predict(large), max(5, requests // 5))
+        rss = {name: _rss_mb(process.pid) for name, process in cluster.players.items()}
+        rss.update(serve=_rss_mb(serving.process.pid), client=_rss_mb(os.getpid()))
+    finally:
+        serving.stop()
+    summary = _summary(first, latencies, large_latencies, rss_mb=rss)
+    summary.update(time_to_ready_s=time_to_ready, client_connect_s=connect)
+    return summary
+
+
+def _bench_baseline(cluster, model_path, requests):
+    def command(role, batch, count):
+        return [sys.executable, "-m", "privatemodel.bench.baseline", role, "--config", str(cluster.hostmap_path),
+                "--model", str(model_path), "--batch", str(batch), "--requests", str(count)]
+
+    def run(batch, count):
+        started = time.perf_counter()
+        server = subprocess.Popen(command("server", batch, count), stdout=subprocess.PIPE, text=True)
+        try:
+            if server.stdout.readline().strip() != "ready":
+                raise RuntimeError("the baseline QueueServer failed to start")
+            ready = time.perf_counter() - started
+            # Started together, its server and client hang; the client must come after.
+            time.sleep(2)
+            client = subprocess.run(command("client", batch, count), capture_output=True, text=True, check=True)
+            rss = _rss_mb(server.pid)
+            server.wait(timeout=120)
+        finally:
+            server.kill()
+        return ready, rss, json.loads(client.stdout.strip().splitlines()[-1])
+
+    ready, rss, one = run(1, requests)
+    _, _, large = run(LARGE_BATCH, max(5, requests // 5))
+    summary = _summary(one["first"], one["latencies"], large["latencies"], rss_mb={"server": rss})
+    summary["time_to_ready_s"] = ready
+    return summary
+
+
+def _timed(call, count):
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def _summary(first, latencies, large_latencies, rss_mb):
+    return {
+        "first_request_s": first,
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
+        "throughput_batch1_per_s": len(latencies) / sum(latencies),
+        "throughput_large_batch_per_s": LARGE_BATCH * len(large_latencies) / sum(large_latencies),
+        "rss_mb": rss_mb,
+    }
+
+
+def _rss_mb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _table(results):
+    plain, private, base = results["plaintext"], results["privatemodel"], results["baseline_tfe_queueserver"]
+    rows = [
+        ("p50 latency, batch 1 (ms)", "p50_ms", "{:.1f}"),
+        ("p95 latency, batch 1 (ms)", "p95_ms", "{:.1f}"),
+        ("throughput, batch 1 (/s)", "throughput_batch1_per_s", "{:.1f}"),
+        (f"throughput, batch {LARGE_BATCH} (/s)", "throughput_large_batch_per_s", "{:.1f}"),
+        ("first request (s)", "first_request_s", "{:.2f}"),
+    ]
+    lines = [f"{'':32} {'plaintext':>10} {'private':>10} {'tfe queue':>10} {'private/plain':>14} {'private/tfe':>12}"]
+    for label, key, fmt in rows:
+        p, q, b = plain[key], private[key], base[key]
+        lines.append(f"{label:32} {fmt.format(p):>10} {fmt.format(q):>10} {fmt.format(b):>10} {q / p:>13.1f}x {q / b:>11.2f}x")
+    lines.append(f"{'time to ready (s)':32} {'':>10} {private['time_to_ready_s']:>10.1f} {base['time_to_ready_s']:>10.1f}")
+    rss = ", ".join(f"{name} {mb:.0f}" for name, mb in private["rss_mb"].items() if mb)
+    lines.append(f"RSS (MB), private: {rss}; tfe QueueServer server {base['rss_mb']['server'] or 0:.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""One SecureNN player: a TensorFlow server that executes the graphs controllers send it.
+
+It runs in its own state directory, where its share of the model is kept (see shares.py).
+"""
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from privatemodel.runtime import hostmap as hostmaps
+from privatemodel.runtime.session import JOB_NAME
+
+log = logging.getLogger(__name__)
+
+
+def run_player(name: str, hostmap: dict, state_dir) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    import tensorflow as tf
+
+    from privatemodel.runtime import secure_random
+
+    if name not in hostmaps.PLAYER_NAMES:
+        raise hostmaps.HostmapError(f"unknown player {name!r}; expected one of {', '.join(hostmaps.PLAYER_NAMES)}")
+    # Graphs sent here use the secure random op: its kernels must be registered in this process.
+    secure_random.load()
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(state_dir)
+
+    cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.values())})
+    server = tf.distribute.Server(cluster, job_name=JOB_NAME, task_index=hostmaps.PLAYER_NAMES.index(name), start=True)
+    log.info("player %s listening on %s, state in %s", name, hostmap[name], state_dir)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    # The server runs on its own threads; waiting here keeps signals deliverable.
+    stop.wait()
+    log.info("player %s stopping", name)
+    # tf.distribute.Server has no stop(); its shares are on disk, nothing in memory needs saving.
+    os._exit(0)

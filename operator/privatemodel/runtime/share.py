@@ -1,0 +1,69 @@
+"""The model owner's step: secret-share a Keras model's weights onto the players.
+
+The plaintext weights exist only in this process. Each player receives only its own share (server0
+derives its share from a seed, server1 gets the masked difference) and writes it to its own disk.
+"""
+import datetime
+import logging
+import secrets
+import time
+
+import numpy as np
+
+from privatemodel.runtime import model as models
+from privatemodel.runtime import shares
+from privatemodel.runtime.hostmap import PLAYER_NAMES
+from privatemodel.runtime.session import connect_securenn
+
+log = logging.getLogger(__name__)
+
+
+def share_model(model_path, hostmap, architecture=None, input_shape=None, output_shape=None) -> dict:
+    """Validate the model, then share it; nothing on the players changes unless validation passes."""
+    started = time.monotonic()
+    keras_model = models.load_keras_model(model_path, architecture)
+    summary = models.summarize(keras_model, input_shape, output_shape)
+    weights = keras_model.get_weights()
+    log.info(
+        "model %s: %d layers, %d weights (%d values), input %s, output %s",
+        model_path, len(keras_model.layers), len(weights), sum(w.size for w in weights),
+        summary.input_shape, summary.output_shape,
+    )
+
+    protocol = connect_securenn(hostmap)
+    previous = _previous_share_id(hostmap)
+    share_id = secrets.token_hex(8)
+    flat = np.concatenate([w.ravel() for w in weights]).astype(np.float64)
+    secret = protocol.tensor_factory.tensor(protocol._encode(flat, apply_scaling=True))
+    share0, share1 = protocol._share(secret)
+    del flat, secret, weights
+    shares.write_weights("server0", share_id, share0.value)
+    shares.write_weights("server1", share_id, share1.value)
+
+    fixedpoint = protocol.fixedpoint_config
+    manifest = {
+        "format": shares.FORMAT_VERSION,
+        "share_id": share_id,
+        "shared_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "protocol": "SecureNN",
+        "model": summary.to_dict(),
+        "encoding": {
+            "ring_bits": fixedpoint.nbits,
+            "scaling_factor": fixedpoint.scaling_factor,
+            # Values beyond this overflow the fixed-point encoding.
+            "max_abs_value": fixedpoint.bound_single_precision / fixedpoint.scaling_factor,
+        },
+    }
+    # server2 first: the share holders' manifests are the commit point.
+    for player in ("server2",) + shares.SHARE_HOLDERS:
+        shares.write_manifest(player, manifest)
+    if previous and previous != share_id:
+        for player in shares.SHARE_HOLDERS:
+            shares.erase_weights(player, previous)
+    log.info("shared %s as %s onto %s in %.1f s", model_path, share_id, ", ".join(PLAYER_NAMES), time.monotonic() - started)
+    return manifest
+
+
+def _previous_share_id(hostmap):
+    manifest = shares.read_manifest("server0", hostmap["server0"])
+    return manifest and manifest["share_id"]
