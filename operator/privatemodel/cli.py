@@ -110,7 +110,12 @@ def _serve(args):
     server.warm_up([size for size in args.warm_up if size <= args.max_batch])
     endpoint.ready = True
     log.info("ready for clients on port %d", endpoint.port)
-    endpoint.run()
+    endpoint.run(check_players=server.check_players)
+    if endpoint.failure:
+        code = _report(endpoint.failure, args.error_file)
+        # A graph may still wait on the lost player; don't let interpreter shutdown wait for it.
+        logging.shutdown()
+        os._exit(code)
     log.info("stopped after %d request(s)", endpoint.requests_served)
 
 

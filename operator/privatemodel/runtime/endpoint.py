@@ -29,7 +29,8 @@ class ServingEndpoint:
         self.wait_after_complete = wait_after_complete
         self.ready = False
         self.requests_served = 0
-        self.finished = threading.Event()  # set when serving should end (SIGTERM, or N answered)
+        self.finished = threading.Event()  # set when serving should end (SIGTERM, N answered, player lost)
+        self.failure = None  # why serving had to stop, if it was not asked to
         self._jobs = queue.Queue()
         self._accepting = True
         self._state_lock = threading.Lock()
@@ -53,16 +54,33 @@ class ServingEndpoint:
         threading.Thread(target=self.http.serve_forever, name="http", daemon=True).start()
         log.info("serving endpoint listening on port %d", self.port)
 
-    def run(self) -> None:
-        """Answer requests until finished; the request in flight always completes."""
+    def run(self, check_players=None, check_interval: float = 2.0) -> None:
+        """Answer requests until finished; the request in flight completes unless a player was lost.
+
+        check_players() raises when a player is gone: serving then stops at once with `failure` set,
+        since graphs cannot finish without all three players.
+        """
         worker = threading.Thread(target=self._work, name="worker", daemon=True)
         worker.start()
+        if check_players:
+            threading.Thread(target=self._watch, args=(check_players, check_interval), name="watch", daemon=True).start()
         self.finished.wait()
         with self._state_lock:
             self._accepting = False
-        self._jobs.put(None)
-        worker.join()
+        if self.failure is None:
+            self._jobs.put(None)
+            worker.join()
         self.http.shutdown()
+
+    def _watch(self, check_players, interval):
+        while not self.finished.wait(interval):
+            try:
+                check_players()
+            except ConnectionError as error:
+                log.error("%s; serving stops", error)
+                self.failure = error
+                self.ready = False
+                self.finished.set()
 
     def submit(self, key, count) -> Future:
         """Queued in arrival order; the future holds None or the RequestError."""

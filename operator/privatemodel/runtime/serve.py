@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from privatemodel.runtime import hostmap as hostmaps
 from privatemodel.runtime import shares, staging
 from privatemodel.runtime.model import ModelSummary
 from privatemodel.runtime.session import connect_securenn, device_name
@@ -68,6 +69,9 @@ class PrivateModelServer:
             self.predict(key, count)
             self._discard_outputs(key)
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
+
+    def check_players(self) -> None:
+        hostmaps.check_reachable(self.hostmap, timeout=2.0)
 
     def predict(self, key: int, count: int) -> None:
         if not isinstance(count, int) or not 1 <= count <= self.max_batch:

@@ -1,0 +1,47 @@
+"""Real players over loopback: three `privatemodel player` processes, real shares, real serving."""
+import pytest
+
+from privatemodel.runtime import reference
+from integration.support import manifest_of, run_cli
+from privatemodel.runtime.local import LocalCluster, LocalServing
+
+
+@pytest.fixture(scope="session")
+def reference_model(tmp_path_factory):
+    import tensorflow as tf
+
+    path = reference.trained_model_path(tmp_path_factory.mktemp("model") / "reference.h5")
+    _, _, x_test, y_test = reference.load_digits()
+    plaintext = tf.keras.models.load_model(path, compile=False).predict(x_test, verbose=0)
+    return {"path": path, "x": x_test, "y": y_test, "plaintext": plaintext}
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    players = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    players.up()
+    yield players
+    players.down()
+
+
+@pytest.fixture(scope="session")
+def shared(cluster, reference_model):
+    result = run_cli("share", "--model", str(reference_model["path"]), "--config", str(cluster.hostmap_path))
+    assert result.returncode == 0, result.stderr
+    return manifest_of(cluster)
+
+
+@pytest.fixture(scope="session")
+def serving(cluster, shared):
+    endpoint = LocalServing(cluster)
+    endpoint.start(extra_args=["--warm-up", "1,32"])
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def client(cluster, serving):
+    """This test process's one connection to the players (TensorFlow allows one cluster per process)."""
+    from privatemodel.runtime.client import PrivateClient
+
+    return PrivateClient(cluster.hostmap, serving.url)
