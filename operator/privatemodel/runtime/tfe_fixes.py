@@ -1,0 +1,123 @@
+"""Fixes tf-encrypted 0.9.1 needs on TensorFlow 2.12, applied by privatemodel.runtime.tfe.
+
+Each fix replaces one tf-encrypted function with a correct equivalent. The function it
+replaced is kept in ORIGINALS, so tests can show the breakage each fix removes (and a
+fix can delegate to it).
+
+tf-encrypted is imported inside the functions only: project code must reach it through
+privatemodel.runtime.tfe, which installs the secure random op first.
+"""
+
+import math
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+# (module, attribute name) -> the tf-encrypted function a fix replaced
+ORIGINALS = {}
+
+
+def _replace(module, name: str, replacement) -> None:
+    """Point module.name at replacement; repeating it is harmless."""
+    current = getattr(module, name)
+    if current is not replacement:
+        ORIGINALS.setdefault((module, name), current)
+        setattr(module, name, replacement)
+
+
+def _avgpool2d_reshape_reduce(x, pool_size, *unused_strides_and_padding):
+    """Sum each non-overlapping pool_size window of an NCHW tensor (shares or public values)."""
+    pool_height, pool_width = (int(size) for size in pool_size)
+    _, channels, height, width = x.shape
+    windows = x.reshape(
+        [-1, channels, height // pool_height, pool_height, width // pool_width, pool_width]
+    )
+    return windows.reduce_sum(axis=5).reduce_sum(axis=3)
+
+
+def fix_avgpool2d_reshape_reduce() -> None:
+    """Average pooling whose pool size equals its strides and divides the input evenly
+    (e.g. a 2x2 pool over 26x26) raised AttributeError: module 'tensorflow' has no
+    attribute 'Dimension' (TF1 only) in pond._avgpool2d_reshape_reduce."""
+    from tf_encrypted.protocol.pond import pond
+
+    _replace(pond, "_avgpool2d_reshape_reduce", _avgpool2d_reshape_reduce)
+
+
+def _cells_per_window(size: int, pool: int, stride: int, padding: str) -> np.ndarray:
+    """Along one axis, how many real (not padded) input cells each pooling window covers."""
+    if padding != "SAME":  # VALID, read as pond._avgpool2d_im2col_reduce does
+        return np.full(math.ceil((size - pool + 1) / stride), pool)
+    # TensorFlow's SAME: the padding is split evenly, any odd cell going after.
+    outputs = math.ceil(size / stride)
+    padding_before = max((outputs - 1) * stride + pool - size, 0) // 2
+    starts = np.arange(outputs) * stride - padding_before
+    return np.minimum(starts + pool, size) - np.maximum(starts, 0)
+
+
+def _avgpool2d_core(prot, x, pool_size, strides, padding):
+    """Window sums on each share holder, and what to multiply them by to get averages."""
+    from tf_encrypted.protocol.pond import pond
+
+    x_on_0, x_on_1 = x.unwrapped
+    _, _, height, width = (int(dim) for dim in x.shape)
+    tiles_evenly = (
+        tuple(pool_size) == tuple(strides)
+        and pool_size[0] == pool_size[1]
+        and height % pool_size[0] == 0
+        and width % pool_size[1] == 0
+    )
+    pooler = pond._avgpool2d_reshape_reduce if tiles_evenly else pond._avgpool2d_im2col_reduce
+    with tf.device(prot.server_0.device_name):
+        y_on_0 = pooler(x_on_0, pool_size, strides, padding)
+    with tf.device(prot.server_1.device_name):
+        y_on_1 = pooler(x_on_1, pool_size, strides, padding)
+
+    cells = np.outer(
+        _cells_per_window(height, pool_size[0], strides[0], padding),
+        _cells_per_window(width, pool_size[1], strides[1], padding),
+    )
+    if (cells == pool_size[0] * pool_size[1]).all():
+        return y_on_0, y_on_1, 1 / (pool_size[0] * pool_size[1])
+    # A public [out_height, out_width] constant, broadcast over batch and channels.
+    reciprocals = prot.define_constant(
+        1 / cells, apply_scaling=x.is_scaled, factory=x.backing_dtype
+    )
+    return y_on_0, y_on_1, reciprocals
+
+
+def fix_avgpool2d_same_padding() -> None:
+    """Average pooling with padding="same" divided every window sum by the full pool area,
+    counting the zero padding, so border outputs came out too small (tf.nn.avg_pool2d
+    divides by the real cells the window covers). Silent: wrong predictions, no error."""
+    from tf_encrypted.protocol.pond import pond
+
+    _replace(pond, "_avgpool2d_core", _avgpool2d_core)
+
+
+def _default_args_check(arg, arg_name, tf_layer_name):
+    """tf-encrypted's check that a layer argument has its Keras default, lists read as tuples."""
+    from tf_encrypted.keras.layers import layers_utils
+
+    original = ORIGINALS[(layers_utils, "default_args_check")]
+    original(tuple(arg) if isinstance(arg, list) else arg, arg_name, tf_layer_name)
+
+
+def fix_default_args_check_of_json_configs() -> None:
+    """A Keras config that went through JSON (e.g. a stored model manifest) has lists where
+    Keras has tuples, so tfe.keras.models.model_from_config raised LayerArgNotImplementedError:
+    `dilation_rate` argument is not implemented for layer Conv2D ([1, 1] != (1, 1))."""
+    from tf_encrypted.keras.layers import layers_utils
+
+    original = ORIGINALS.get((layers_utils, "default_args_check"), layers_utils.default_args_check)
+    # Each layer module imported the function by name, so each holds its own reference.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tf_encrypted.") and getattr(module, "default_args_check", None) is original:
+            _replace(module, "default_args_check", _default_args_check)
+
+
+def apply_all() -> None:
+    fix_avgpool2d_reshape_reduce()
+    fix_avgpool2d_same_padding()
+    fix_default_args_check_of_json_configs()
