@@ -41,6 +41,17 @@ def unsupported_layer_model(path):
     ])
 
 
+def max_pooling_model(path):
+    import tensorflow as tf
+
+    return make_keras_file(path, [
+        tf.keras.layers.Conv2D(2, 3, batch_input_shape=(None, 28, 28, 1)),
+        tf.keras.layers.MaxPooling2D(2, name="maxpool"),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(10),
+    ])
+
+
 def unsupported_option_model(path):
     import tensorflow as tf
 
@@ -68,6 +79,7 @@ def hdf5_without_model(path):
     (lambda p, ref: (p / "notes.h5").write_text("hello") and p / "notes.h5", "not a readable HDF5 file"),
     (lambda p, ref: hdf5_without_model(p / "table.h5"), "an HDF5 file but not a Keras model"),
     (lambda p, ref: unsupported_layer_model(p / "dropout.h5"), r"layer 3 'drop' \(Dropout\): not supported by SecureNN serving; supported layers: "),
+    (lambda p, ref: max_pooling_model(p / "maxpool.h5"), r"layer 2 'maxpool' \(MaxPooling2D\): not supported: .*use AveragePooling2D"),
     (lambda p, ref: unsupported_option_model(p / "dilated.h5"), r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
     (lambda p, ref: p / "missing.h5", "missing.h5: no such file"),
 ])

@@ -71,6 +71,12 @@ def load_keras_model(path, architecture=None):
         raise ModelError(f"{source}: not a loadable Keras model: {error}") from None
 
 
+# Layers tfe.keras builds but SecureNN cannot run at prediction time (found by running them).
+_FAILS_UNDER_SECURENN = {
+    "MaxPooling2D": "SecureNN in tf-encrypted 0.9.1 fails at run time on max pooling; use AveragePooling2D",
+}
+
+
 def summarize(model, expected_input_shape=None, expected_output_shape=None) -> ModelSummary:
     """Check every layer against what tf-encrypted implements; report the first problem by position."""
     from privatemodel.runtime.tfe import tfe
@@ -88,6 +94,8 @@ def summarize(model, expected_input_shape=None, expected_output_shape=None) -> M
         position += 1
         name = layer_config["config"].get("name", "?")
         where = f"layer {position} '{name}' ({kind})"
+        if kind in _FAILS_UNDER_SECURENN:
+            raise ModelError(f"{where}: not supported: {_FAILS_UNDER_SECURENN[kind]}")
         layer_class = getattr(tfe.keras.layers, kind, None)
         if kind == "Input" or layer_class is None:
             supported = sorted(n for n in tfe.keras.layers.__all__ if n != "Input")
