@@ -16,13 +16,14 @@ help: ## List the targets
 # --- Engine (issue: private inference engine) -------------------------------
 
 .PHONY: install
-install: ## Set up: system packages, .venv with pinned deps, the secure random op
+install: ## Set up: system packages, .venv with pinned deps, the secure random op, helm
 	@command -v g++ >/dev/null && [ -e /usr/include/sodium.h ] || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ libsodium-dev; }
 	[ -x $(PYTHON) ] || python3.11 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade "pip<26"
 	$(PYTHON) -m pip install --progress-bar on -c operator/constraints.txt -e 'operator[operator,test]'
 	$(PYTHON) -m privatemodel.runtime.secure_random.build
+	$(PYTHON) $(CLUSTER_DIR)/helm.py build/bin
 
 .PHONY: demo
 demo: ## Train (or reuse) the reference CNN, share it, serve 3 private predictions

@@ -1,0 +1,269 @@
+"""The CRD and the Helm chart: in step with the operator's constants, rendered by the real helm."""
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from privatemodel.controller import consts
+from privatemodel.controller.consts import ConditionType, Phase
+from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
+from privatemodel.controller.spec import parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO / "crds/privatemodels.yaml"
+CHART = REPO / "charts/privatemodel"
+HELM = REPO / "build/bin/helm"
+CUSTOM_VALUES = Path(__file__).parent / "fixtures/chart-values-namespaced.yaml"
+RELEASE_NAMESPACE = "privatemodel-system"
+KUBE_VERSION = "1.20.2"  # the test cluster's
+
+
+@pytest.fixture(scope="module")
+def crd():
+    return yaml.safe_load(CRD.read_text())
+
+
+@pytest.fixture(scope="module")
+def schema(crd):
+    (version,) = crd["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def test_chart_ships_the_same_crd():
+    assert (CHART / "crds/privatemodels.yaml").read_bytes() == CRD.read_bytes()
+
+
+def test_crd_names_match_the_constants(crd):
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["metadata"]["name"] == f"{consts.PLURAL}.{consts.GROUP}"
+    assert crd["spec"]["group"] == consts.GROUP
+    assert crd["spec"]["scope"] == "Namespaced"
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == (consts.KIND, consts.PLURAL, ["pm"])
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == consts.VERSION and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+
+
+def test_printer_columns(crd):
+    (version,) = crd["spec"]["versions"]
+    columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
+    assert columns == {
+        "Phase": ".status.phase",
+        "Ready": ".status.readyPlayers",
+        "Served": ".status.requestsServed",
+        "Age": ".metadata.creationTimestamp",
+    }
+
+
+def test_status_vocabulary_matches_the_constants(schema):
+    status = schema["properties"]["status"]["properties"]
+    phases = {value for name, value in vars(Phase).items() if not name.startswith("_")}
+    assert set(status["phase"]["enum"]) == phases
+    condition = status["conditions"]["items"]["properties"]
+    assert condition["status"]["enum"] == ["True", "False", "Unknown"]
+    types = {value for name, value in vars(ConditionType).items() if not name.startswith("_")}
+    assert all(t in condition["type"]["description"] for t in types)
+
+
+def test_name_limit_and_protocol_default_match_the_operator(schema):
+    assert schema["properties"]["metadata"]["properties"]["name"]["maxLength"] == MAX_MODEL_NAME_LENGTH
+    protocol = schema["properties"]["spec"]["properties"]["protocol"]
+    assert protocol["default"] == consts.PROTOCOL_SECURENN and protocol["enum"] == list(consts.PROTOCOLS)
+
+
+# Every field the CRD declares, with a valid value: the operator must accept all of them.
+EVERY_FIELD = {
+    "protocol": "SecureNN",
+    "inputShape": [1, 28, 28, 1],
+    "outputShape": [1, 10],
+    "model": {
+        "pvc": {"claimName": "models", "path": "weights.h5"},
+        "architecture": {"configMapKeyRef": {"name": "arch", "key": "model.json"}},
+    },
+    "serving": {
+        "numRequests": 3,
+        "image": "runtime:1",
+        "resources": {"limits": {"memory": "2Gi"}, "requests": {"cpu": 1}},
+        "nodeSelector": {"mpc": "yes"},
+        "tolerations": [{"key": "mpc", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+    },
+    "players": {
+        "image": "runtime:1",
+        "resources": {"limits": {"memory": "2Gi"}},
+        "nodeSelector": {"mpc": "yes"},
+        "tolerations": [],
+        "affinity": {},
+    },
+}
+
+
+def test_crd_fields_are_the_fields_the_operator_reads(schema):
+    spec = schema["properties"]["spec"]
+    assert set(spec["properties"]) == set(EVERY_FIELD)
+    model = spec["properties"]["model"]["properties"]
+    assert set(model) == {"secretKeyRef", "configMapKeyRef", "pvc", "architecture"}
+    assert set(model["architecture"]["properties"]) == {"secretKeyRef", "configMapKeyRef", "pvc"}
+    assert set(spec["properties"]["serving"]["properties"]) == set(EVERY_FIELD["serving"])
+    assert set(spec["properties"]["players"]["properties"]) == set(EVERY_FIELD["players"])
+    parse_spec(EVERY_FIELD)
+
+
+def test_model_sources_are_exactly_one_of(schema):
+    model = schema["properties"]["spec"]["properties"]["model"]
+    for node in (model, model["properties"]["architecture"]):
+        assert node["oneOf"] == [{"required": [kind]} for kind in ("secretKeyRef", "configMapKeyRef", "pvc")]
+
+
+def test_schema_is_structural(schema):
+    """Every node has a type (or is int-or-string / free-form); oneOf branches only require."""
+
+    def walk(node, path):
+        if "oneOf" in node:
+            assert all(set(branch) == {"required"} for branch in node["oneOf"]), path
+        if node.get("x-kubernetes-int-or-string"):
+            return
+        assert "type" in node, f"{path}: no type"
+        assert node.get("x-kubernetes-validations") is None, f"{path}: CEL needs Kubernetes 1.25+"
+        for name, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{name}")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}[*]")
+        if "items" in node:
+            walk(node["items"], f"{path}[]")
+
+    walk(schema, "schema")
+
+
+@pytest.fixture(scope="module")
+def helm():
+    if not (HELM.is_file() and HELM.stat().st_mode & 0o111):
+        pytest.fail(f"helm is missing: expected an executable at {HELM} (the Makefile installs it there)")
+    return str(HELM)
+
+
+def run_helm(helm, *args, check=True):
+    result = subprocess.run([helm, *args], capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def render(helm, *args):
+    result = run_helm(
+        helm, "template", "pm", str(CHART), "--namespace", RELEASE_NAMESPACE, "--kube-version", KUBE_VERSION, *args
+    )
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(docs):
+    return {doc["kind"]: doc for doc in docs}
+
+
+@pytest.mark.parametrize("values", [[], ["--values", str(CUSTOM_VALUES)]], ids=["defaults", "custom"])
+def test_helm_lint_is_clean(helm, values):
+    result = run_helm(helm, "lint", "--strict", str(CHART), *values)
+    assert "[ERROR]" not in result.stdout and "[WARNING]" not in result.stdout, result.stdout
+
+
+def test_chart_defaults_match_the_operator_defaults():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    image = values["runtime"]["image"]
+    assert f"{image['repository']}:{image['tag']}" == consts.DEFAULT_RUNTIME_IMAGE
+    assert image["pullPolicy"] == consts.DEFAULT_IMAGE_PULL_POLICY
+    assert values["clusterDomain"] == consts.DEFAULT_CLUSTER_DOMAIN
+
+
+def operator_container(docs):
+    (container,) = by_kind(docs)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_render_defaults(helm):
+    docs = render(helm)
+    assert set(by_kind(docs)) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+    for doc in docs:
+        if doc["kind"] in ("ServiceAccount", "Deployment"):
+            assert doc["metadata"]["namespace"] == RELEASE_NAMESPACE
+    container = operator_container(docs)
+    assert container["image"] == "privatemodel/operator:dev"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["command"] == [
+        "kopf", "run", "--standalone", "--module=privatemodel.controller.handlers",
+        "--liveness=http://0.0.0.0:8080/healthz", "--all-namespaces",
+    ]  # fmt: skip
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env == {
+        consts.ENV_RUNTIME_IMAGE: consts.DEFAULT_RUNTIME_IMAGE,
+        consts.ENV_IMAGE_PULL_POLICY: consts.DEFAULT_IMAGE_PULL_POLICY,
+        consts.ENV_CLUSTER_DOMAIN: consts.DEFAULT_CLUSTER_DOMAIN,
+    }
+    binding = by_kind(docs)["ClusterRoleBinding"]
+    service_account = {"kind": "ServiceAccount", "name": "pm-privatemodel", "namespace": RELEASE_NAMESPACE}
+    assert binding["subjects"] == [service_account]
+
+
+def test_render_custom_values_namespaced(helm):
+    docs = render(helm, "--values", str(CUSTOM_VALUES))
+    kinds = by_kind(docs)
+    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
+    assert kinds["Role"]["metadata"]["namespace"] == "models"
+    assert kinds["RoleBinding"]["metadata"]["namespace"] == "models"
+    service_account = {"kind": "ServiceAccount", "name": "pm-operator", "namespace": RELEASE_NAMESPACE}
+    assert kinds["RoleBinding"]["subjects"] == [service_account]
+    container = operator_container(docs)
+    assert container["image"] == "registry.example/privatemodel-operator:1.2.3"
+    assert "--namespace=models" in container["command"] and "--all-namespaces" not in container["command"]
+    assert "--verbose" in container["command"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env[consts.ENV_RUNTIME_IMAGE] == "registry.example/privatemodel-runtime:1.2.3"
+    assert env[consts.ENV_IMAGE_PULL_POLICY] == "Never"
+    assert env[consts.ENV_CLUSTER_DOMAIN] == "example.internal"
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "pm-operator"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+
+
+def test_namespaced_mode_defaults_to_the_release_namespace(helm):
+    kinds = by_kind(render(helm, "--set", "namespaced=true"))
+    assert kinds["Role"]["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert f"--namespace={RELEASE_NAMESPACE}" in operator_container(list(kinds.values()))["command"]
+
+
+def test_values_schema_rejects_a_bad_pull_policy(helm):
+    result = run_helm(helm, "template", "pm", str(CHART), "--set", "runtime.image.pullPolicy=Sometimes", check=False)
+    assert result.returncode != 0 and "pullPolicy" in result.stderr
+
+
+# What the operator does, and nothing more (see the comments in templates/rbac.yaml).
+EXPECTED_RULES = {
+    (consts.GROUP, "privatemodels"): {"get", "list", "watch", "patch"},
+    (consts.GROUP, "privatemodels/status"): {"patch"},
+    (consts.GROUP, "privatemodels/finalizers"): {"update"},
+    ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "patch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create"},
+}
+
+
+@pytest.mark.parametrize("values", [[], ["--values", str(CUSTOM_VALUES)]], ids=["cluster", "namespaced"])
+def test_rbac_is_least_privilege(helm, values):
+    docs = render(helm, *values)
+    (role,) = [doc for doc in docs if doc["kind"] in ("Role", "ClusterRole")]
+    granted = {}
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no resourceNames, no nonResourceURLs
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], f"wildcard in {field}: {rule}"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    assert granted == EXPECTED_RULES
