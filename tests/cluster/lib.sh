@@ -17,7 +17,7 @@ with_progress() {
       log "$what: $(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s elapsed (log: $logfile)"
     fi
   done
-  wait "$pid"; rc=$?
+  rc=0; wait "$pid" || rc=$?   # not `wait; rc=$?`: under set -e a failure would exit unreported
   if (( rc != 0 )); then log "$what failed (exit $rc); last lines of $logfile:"; tail -n 30 "$logfile" >&2; fi
   return $rc
 }
