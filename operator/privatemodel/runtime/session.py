@@ -4,6 +4,7 @@ TensorFlow 2 runs one controller per process: the process that connects builds t
 players execute them. Shares stay on the players; only what a graph explicitly fetches comes back.
 """
 import logging
+import socket
 import time
 
 from privatemodel.runtime import hostmap as hostmaps
@@ -23,8 +24,26 @@ def connect(hostmap: dict, timeout: float = 10.0) -> None:
 
     started = time.monotonic()
     hostmaps.check_reachable(hostmap, timeout=timeout)
-    tf.config.experimental_connect_to_host(list(hostmap.values()), job_name=JOB_NAME)
-    log.info("connected to players %s in %.2f s", dict(hostmap), time.monotonic() - started)
+    controller = controller_address(hostmap)
+    cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.values()), "localhost": [controller]})
+    tf.config.experimental_connect_to_cluster(cluster, job_name="localhost")
+    log.info("connected to players %s as %s in %.2f s", dict(hostmap), controller, time.monotonic() - started)
+
+
+def controller_address(hostmap: dict) -> str:
+    """HOST:PORT where the players can reach this process: graphs make them fetch tensors from it.
+
+    TensorFlow's default, localhost:PORT, only works when every player runs on this machine. The
+    address this machine uses towards server0 is the one the players see (a pod's IP in Kubernetes).
+    """
+    host, port = hostmaps.parse_address(hostmap[hostmaps.PLAYER_NAMES[0]])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, port))  # UDP: picks the route and source address, sends nothing
+        own_ip = probe.getsockname()[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as free:
+        free.bind(("", 0))
+        free_port = free.getsockname()[1]
+    return f"{own_ip}:{free_port}"
 
 
 def connect_securenn(hostmap: dict, timeout: float = 10.0):
