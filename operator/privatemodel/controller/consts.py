@@ -23,7 +23,13 @@ ANNOTATION_SHARED_DIGEST = f"{GROUP}/shared-digest"
 APP_NAME = "privatemodel"
 MANAGED_BY = "privatemodel-operator"
 
+# On every child the operator applies: the hash of the manifest it applied, so it patches only on change.
+ANNOTATION_APPLIED_HASH = f"{GROUP}/applied-hash"
+
 FINALIZER = f"{GROUP}/finalizer"
+
+# How often each PrivateModel is reconciled (seconds): children are read, not watched.
+RECONCILE_INTERVAL = 2.0
 
 
 class Component:

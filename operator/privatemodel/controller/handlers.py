@@ -1,0 +1,219 @@
+"""kopf handlers: one reconcile timer per PrivateModel, and the teardown on deletion.
+
+The timer is level-triggered: each tick reads the children, applies what the spec asks for,
+and writes status only when it changed. A restarted operator simply ticks again, so it never
+duplicates children. Steps, each gated on the one before:
+  players (StatefulSet, headless Service, hostmap) -> sharing Job -> serving Deployment/Service.
+"""
+import json
+import logging
+import urllib.request
+
+import kopf
+
+from privatemodel.controller import consts, kube, observe
+from privatemodel.controller.conditions import find_condition, rollup, set_condition
+from privatemodel.controller.consts import Component, ConditionType, Phase, Reason
+from privatemodel.controller.defaults import OperatorDefaults
+from privatemodel.controller.naming import child_name, selector_labels, serving_url
+from privatemodel.controller.objects.players import (
+    build_hostmap_config_map,
+    build_players_service,
+    build_players_stateful_set,
+)
+from privatemodel.controller.objects.serving import build_serving_deployment, build_serving_service
+from privatemodel.controller.objects.sharing import build_sharing_job, sharing_digest
+from privatemodel.controller.spec import SpecError, check_model_name, parse_spec
+
+RESOURCE = (consts.GROUP, consts.VERSION, consts.PLURAL)
+STATUS_TIMEOUT_SECONDS = 3
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
+    settings.persistence.finalizer = consts.FINALIZER
+    # The CRD comes with the chart; no rights to scan namespaces or CRDs are granted.
+    settings.scanning.disabled = True
+    # Events are posted explicitly, one per transition, not one per log line.
+    settings.posting.level = logging.WARNING
+    memo.defaults = OperatorDefaults.from_env()
+    memo.kube = kube.connect()
+    logger.info("runtime image %s (pull %s), cluster domain %s", memo.defaults.runtime_image,
+                memo.defaults.image_pull_policy, memo.defaults.cluster_domain)
+
+
+@kopf.timer(*RESOURCE, interval=consts.RECONCILE_INTERVAL, backoff=consts.RECONCILE_INTERVAL)
+def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo, logger, **_):
+    status = dict(status)
+    try:
+        check_model_name(name)
+        model = parse_spec(spec)
+    except SpecError as error:
+        conditions, phase = rollup(status.get("conditions"), spec_error=str(error))
+        update = {"phase": phase, "conditions": conditions, "observedGeneration": meta.get("generation")}
+        _write_status(body, status, update, patch, logger)
+        return
+    run = _Reconciliation(memo.kube, memo.defaults, body, model, name, namespace, dict(status), logger)
+    update = run.reconcile()
+    conditions, phase = rollup(update.pop("conditions"))
+    _write_status(body, status, {**update, "phase": phase, "conditions": conditions}, patch, logger)
+
+
+@kopf.on.delete(*RESOURCE)
+def tear_down(name, namespace, memo: kopf.Memo, logger, **_):
+    """Delete every child now (owner references would too, later), then wait until their pods are gone."""
+    labels = selector_labels(name)
+    for kind in kube.CHILD_KINDS:
+        for child in memo.kube.list(kind, namespace, labels):
+            if memo.kube.delete(kind, namespace, child["metadata"]["name"]):
+                logger.info("deleted %s %s", kind, child["metadata"]["name"])
+    remaining = [pod["metadata"]["name"] for pod in memo.kube.list("Pod", namespace, labels)]
+    if remaining:
+        raise kopf.TemporaryError(f"waiting for {len(remaining)} pods to end: {', '.join(remaining)}", delay=2)
+    logger.info("all children of %s/%s are gone", namespace, name)
+
+
+class _Reconciliation:
+    """One tick for one PrivateModel: returns the status fields it observed."""
+
+    def __init__(self, kube_api: kube.Kube, defaults: OperatorDefaults, body, model, name, namespace, status, logger):
+        self.kube, self.defaults, self.body, self.model = kube_api, defaults, body, model
+        self.name, self.namespace, self.status, self.logger = name, namespace, status, logger
+        self.conditions = status.get("conditions") or []
+        self.update: dict = {}
+
+    def reconcile(self) -> dict:
+        players = self._players()
+        if self._completed_this_generation():
+            # Answered its numRequests; players keep their shares until the model is deleted.
+            self._stop_serving()
+        elif self._weights_shared(players):
+            self._serving()
+        else:
+            self._stop_serving()
+            self._condition(ConditionType.SERVING, False, Reason.WAITING_FOR_SHARES, "waiting for the weights to be shared")
+        self.update["conditions"] = self.conditions
+        self.update["observedGeneration"] = self.body["metadata"].get("generation")
+        return self.update
+
+    def _players(self) -> observe.Players:
+        for build in (build_hostmap_config_map, build_players_service, build_players_stateful_set):
+            self._apply(build(self.model, self.name, self.namespace, self.defaults))
+        pods = self.kube.list("Pod", self.namespace, selector_labels(self.name, Component.PLAYERS))
+        players = observe.players_from_pods(self.name, pods)
+        self.update["readyPlayers"] = players.summary
+        if players.all_ready:
+            self._condition(ConditionType.PLAYERS_READY, True, Reason.PLAYERS_READY, "3/3 player pods ready")
+        else:
+            self._condition(ConditionType.PLAYERS_READY, False, Reason.PLAYERS_STARTING,
+                            f"{players.summary} player pods ready")
+        return players
+
+    def _completed_this_generation(self) -> bool:
+        serving = find_condition(self.conditions, ConditionType.SERVING)
+        completed = serving is not None and serving.get("reason") == Reason.REQUESTS_COMPLETED
+        # An edited spec (a new generation) is served anew.
+        return completed and self.status.get("observedGeneration") == self.body["metadata"].get("generation")
+
+    def _weights_shared(self, players: observe.Players) -> bool:
+        """True when the players hold shares of the current model; otherwise drives the sharing Job."""
+        uids = players.uids
+        digest = uids and sharing_digest(self.model, uids)
+        job_name = digest and child_name(self.name, Component.SHARING, digest)
+        if digest and digest == self.status.get("sharedDigest"):
+            self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
+            return True
+        lost = bool(self.status.get("sharedDigest"))
+        if not players.all_ready:
+            reason = Reason.SHARES_LOST if lost else Reason.WAITING_FOR_PLAYERS
+            message = "a player pod holding a share was replaced; sharing again once all players are ready" if lost else (
+                f"waiting for the player pods ({players.summary} ready)")
+            self._condition(ConditionType.WEIGHTS_SHARED, False, reason, message)
+            return False
+        self._delete_stale_sharing_jobs(digest)
+        job = self.kube.get("Job", self.namespace, job_name)
+        if job is None:
+            self._apply(build_sharing_job(self.model, self.name, self.namespace, self.defaults, uids))
+            job = self.kube.get("Job", self.namespace, job_name) or {}
+            self._event("Normal", "SharingStarted", f"sharing the model onto the players with job {job_name}")
+        self.update["sharingJob"] = job_name
+        outcome = observe.job_outcome(job)
+        if outcome == observe.JobOutcome.SUCCEEDED:
+            self.update.update(sharedDigest=digest, sharedPlayerUIDs=uids)
+            self.status.update(sharedDigest=digest)
+            self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
+            return True
+        if outcome == observe.JobOutcome.FAILED:
+            pods = self.kube.list("Pod", self.namespace, {"job-name": job_name})
+            why = observe.job_failure_message(job, pods)
+            self._condition(ConditionType.WEIGHTS_SHARED, False, Reason.SHARING_FAILED, f"job {job_name}: {why} (fix the model or spec; deleting the job retries)")
+            return False
+        reason = Reason.SHARES_LOST if lost else Reason.SHARING_IN_PROGRESS
+        self._condition(ConditionType.WEIGHTS_SHARED, False, reason, f"job {job_name} is sharing the model")
+        return False
+
+    def _delete_stale_sharing_jobs(self, digest: str) -> None:
+        for job in self.kube.list("Job", self.namespace, selector_labels(self.name, Component.SHARING)):
+            if job["metadata"].get("labels", {}).get(consts.LABEL_SHARING_DIGEST) != digest:
+                self.kube.delete("Job", self.namespace, job["metadata"]["name"])
+
+    def _serving(self) -> None:
+        deployment = build_serving_deployment(self.model, self.name, self.namespace, self.defaults,
+                                              self.status["sharedDigest"])
+        self._apply(deployment)
+        self._apply(build_serving_service(self.model, self.name, self.namespace, self.defaults))
+        url = serving_url(self.name, self.namespace, self.defaults.cluster_domain)
+        self.update["endpoint"] = url
+        live = self.kube.get("Deployment", self.namespace, deployment["metadata"]["name"])
+        if live is None or not observe.is_deployment_ready(live):
+            self._condition(ConditionType.SERVING, False, Reason.SERVING_STARTING, "waiting for the serving pod to be ready")
+            return
+        try:
+            with urllib.request.urlopen(url + consts.SERVING_STATUS_PATH, timeout=STATUS_TIMEOUT_SECONDS) as response:
+                served = json.load(response)
+        except OSError as error:
+            self._condition(ConditionType.SERVING, False, Reason.SERVING_STARTING, f"{url} does not answer: {error}")
+            return
+        self.update["requestsServed"] = served.get("requestsServed", 0)
+        if served.get("completed"):
+            self._condition(ConditionType.SERVING, False, Reason.REQUESTS_COMPLETED,
+                            f"answered all {served.get('numRequests')} requests; serving stopped")
+            self._stop_serving()
+        else:
+            self._condition(ConditionType.SERVING, True, Reason.SERVING_READY, f"serving private predictions at {url}")
+
+    def _stop_serving(self) -> None:
+        """No serve process may drive the players while their shares are replaced or after the last request."""
+        for kind in ("Deployment", "Service"):
+            if self.kube.delete(kind, self.namespace, child_name(self.name, Component.SERVING)):
+                self.logger.info("deleted serving %s", kind)
+
+    def _apply(self, manifest: dict) -> None:
+        kopf.append_owner_reference(manifest, owner=self.body)
+        result = self.kube.apply(manifest)
+        if result != "unchanged":
+            self.logger.info("%s %s %s", result, manifest["kind"], manifest["metadata"]["name"])
+
+    def _condition(self, condition_type: str, status: bool, reason: str, message: str) -> None:
+        before = find_condition(self.conditions, condition_type)
+        self.conditions = set_condition(self.conditions, condition_type, status, reason, message)
+        if before is None or before.get("reason") != reason or before.get("status") != ("True" if status else "False"):
+            event_type = "Warning" if reason in consts.FAILURE_REASONS or reason == Reason.SHARES_LOST else "Normal"
+            self._event(event_type, reason, f"{condition_type}: {message}")
+
+    def _event(self, event_type: str, reason: str, message: str) -> None:
+        self.logger.info("%s: %s", reason, message)
+        kopf.event(self.body, type=event_type, reason=reason, message=message)
+
+
+def _write_status(body, old: dict, new: dict, patch, logger) -> None:
+    """Patch only the fields that changed, and announce a new phase."""
+    changed = {key: value for key, value in new.items() if old.get(key) != value}
+    if not changed:
+        return
+    patch.status.update(changed)
+    if "phase" in changed:
+        ready = find_condition(new["conditions"], ConditionType.READY) or {}
+        message = f"{old.get('phase') or 'new'} -> {new['phase']}: {ready.get('message', '')}"
+        logger.info("phase %s", message)
+        kopf.event(body, type="Warning" if new["phase"] == Phase.FAILED else "Normal", reason=new["phase"], message=message)

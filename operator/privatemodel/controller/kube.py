@@ -1,0 +1,91 @@
+"""The few Kubernetes API calls the handlers make, on plain dicts (camelCase, as in manifests)."""
+import hashlib
+import json
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from privatemodel.controller import consts
+
+# kind -> (API class, the suffix of its *_namespaced_<suffix> methods)
+_KINDS = {
+    "ConfigMap": (kubernetes.client.CoreV1Api, "config_map"),
+    "Service": (kubernetes.client.CoreV1Api, "service"),
+    "Pod": (kubernetes.client.CoreV1Api, "pod"),
+    "StatefulSet": (kubernetes.client.AppsV1Api, "stateful_set"),
+    "Deployment": (kubernetes.client.AppsV1Api, "deployment"),
+    "Job": (kubernetes.client.BatchV1Api, "job"),
+}
+# Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
+# (and the Deployment's ReplicaSet) follow through the garbage collector.
+CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap")
+
+
+def connect() -> "Kube":
+    """In a pod: its service account. Elsewhere (kopf run on a laptop): the current kubeconfig."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return Kube(kubernetes.client.ApiClient())
+
+
+def label_selector(labels: dict) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def manifest_hash(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Kube:
+    def __init__(self, api_client):
+        self._apis = {kind: (api_class(api_client), suffix) for kind, (api_class, suffix) in _KINDS.items()}
+
+    def _call(self, kind: str, verb: str, *args, **kwargs):
+        api, suffix = self._apis[kind]
+        response = getattr(api, f"{verb}_namespaced_{suffix}")(*args, _preload_content=False, **kwargs)
+        return json.loads(response.data or b"null")
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            return self._call(kind, "read", name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str, labels: dict) -> list[dict]:
+        return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
+
+    def create(self, manifest: dict) -> dict:
+        return self._call(manifest["kind"], "create", manifest["metadata"]["namespace"], manifest)
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete, letting the garbage collector take what it owns; False if it was already gone."""
+        try:
+            self._call(kind, "delete", name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def apply(self, manifest: dict) -> str:
+        """Create, or patch when the manifest differs from the one applied last: "created",
+        "updated" or "unchanged". Fields the API server or users add are left alone."""
+        meta = manifest["metadata"]
+        annotations = meta.setdefault("annotations", {})
+        annotations.pop(consts.ANNOTATION_APPLIED_HASH, None)
+        applied = manifest_hash(manifest)
+        annotations[consts.ANNOTATION_APPLIED_HASH] = applied
+        live = self.get(manifest["kind"], meta["namespace"], meta["name"])
+        if live is None:
+            self.create(manifest)
+            return "created"
+        if (live["metadata"].get("annotations") or {}).get(consts.ANNOTATION_APPLIED_HASH) == applied:
+            return "unchanged"
+        # Strategic merge: lists such as containers merge by name, as `kubectl apply` does.
+        self._call(manifest["kind"], "patch", meta["name"], meta["namespace"], manifest,
+                   _content_type="application/strategic-merge-patch+json")
+        return "updated"

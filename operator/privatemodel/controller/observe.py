@@ -1,0 +1,88 @@
+"""Pure readings of children as the API server returns them: who is ready, how a Job ended.
+
+Each takes plain dicts (camelCase, as in manifests) and makes no API calls.
+"""
+from dataclasses import dataclass
+
+from privatemodel.controller import consts
+from privatemodel.controller.consts import Component
+from privatemodel.controller.naming import child_name
+
+
+@dataclass(frozen=True)
+class Players:
+    """The live player pods, indexed by StatefulSet ordinal (None: no such pod right now)."""
+
+    pods: tuple[dict | None, ...]
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for pod in self.pods if pod is not None and is_pod_ready(pod))
+
+    @property
+    def all_ready(self) -> bool:
+        return self.ready_count == consts.PLAYER_COUNT
+
+    @property
+    def uids(self) -> list[str] | None:
+        """Pod UIDs in ordinal order when all three pods exist; their shares live and die with them."""
+        if any(pod is None for pod in self.pods):
+            return None
+        return [pod["metadata"]["uid"] for pod in self.pods]
+
+    @property
+    def summary(self) -> str:
+        return f"{self.ready_count}/{consts.PLAYER_COUNT}"
+
+
+def players_from_pods(model_name: str, pods: list[dict]) -> Players:
+    """Pods being deleted are already gone as far as their shares are concerned."""
+    prefix = child_name(model_name, Component.PLAYERS) + "-"
+    by_ordinal: list[dict | None] = [None] * consts.PLAYER_COUNT
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        ordinal = name[len(prefix):]
+        if not name.startswith(prefix) or not ordinal.isdigit() or pod["metadata"].get("deletionTimestamp"):
+            continue
+        if int(ordinal) < consts.PLAYER_COUNT:
+            by_ordinal[int(ordinal)] = pod
+    return Players(tuple(by_ordinal))
+
+
+def is_pod_ready(pod: dict) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class JobOutcome:
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def job_outcome(job: dict) -> str:
+    for condition in job.get("status", {}).get("conditions") or ():
+        if condition.get("status") == "True" and condition.get("type") == "Complete":
+            return JobOutcome.SUCCEEDED
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return JobOutcome.FAILED
+    return JobOutcome.RUNNING
+
+
+def job_failure_message(job: dict, pods: list[dict]) -> str:
+    """Why a Job failed: its newest pod's termination message (what `share` wrote), else the Job's."""
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True):
+        for status in pod.get("status", {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            message = (terminated.get("message") or "").strip()
+            if message:
+                return message.splitlines()[-1]  # a crash leaves the log's tail: its last line says most
+    failed = next((c for c in job.get("status", {}).get("conditions") or () if c.get("type") == "Failed"), {})
+    return failed.get("message") or failed.get("reason") or "the sharing Job failed"
+
+
+def is_deployment_ready(deployment: dict) -> bool:
+    """The current template's pod is ready (not an old one still running)."""
+    status = deployment.get("status", {})
+    current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+    return current and status.get("updatedReplicas", 0) >= 1 and status.get("readyReplicas", 0) >= 1

@@ -1,0 +1,66 @@
+"""The e2e suite: the chart installed with helm on a real cluster (the project's own, or kind
+with PRIVATEMODEL_TEST_CLUSTER=external), PrivateModels applied with kubectl, clients in pods."""
+import uuid
+
+import pytest
+from kubernetes import client
+
+# API clients of the cluster tests, on this directory's kubeconfig fixture.
+from cluster.conftest import api, apps, batch, core  # noqa: F401
+from cluster.harness import ensure_cluster, ensure_images
+from cluster.kube import wait_until
+from e2e.support import REPO, helm, kubectl
+
+OPERATOR_NAMESPACE = "privatemodel-system"
+RELEASE = "pm"
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(request):
+    # The first run builds Kubernetes and the images (minutes): show their progress lines.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        path = ensure_cluster()
+        ensure_images("runtime", "operator")
+    return path
+
+
+@pytest.fixture(scope="session")
+def custom(api):
+    return client.CustomObjectsApi(api)
+
+
+def operator_pods(core):
+    return core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=privatemodel").items
+
+
+@pytest.fixture(scope="module")
+def operator(kubeconfig, core):
+    """The chart, installed as the README says (a no-op upgrade when it already is)."""
+    helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
+         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s")
+    return RELEASE
+
+
+@pytest.fixture(scope="session")
+def reference_model(tmp_path_factory):
+    import tensorflow as tf
+
+    from privatemodel.runtime import reference
+
+    path = reference.trained_model_path(tmp_path_factory.mktemp("model") / "model.h5")
+    _, _, x_test, _ = reference.load_digits()
+    plaintext = tf.keras.models.load_model(path, compile=False).predict(x_test[:8], verbose=0)
+    return {"path": path, "x": x_test[:8], "plaintext": plaintext}
+
+
+@pytest.fixture(scope="module")
+def namespace(kubeconfig, core, operator):
+    name = f"pm-e2e-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    # Controllers retry until the namespace's service account exists; pods created here do not.
+    wait_until(lambda: core.read_namespaced_service_account("default", name), 30, f"service account of {name}")
+    yield name
+    # While the operator still runs: PrivateModels keep their finalizer until it has torn them down.
+    kubectl(kubeconfig, "-n", name, "delete", "privatemodels", "--all", "--wait", "--timeout=180s", timeout=200)
+    core.delete_namespace(name)

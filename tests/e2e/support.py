@@ -1,0 +1,162 @@
+"""What the e2e tests do as a user would: kubectl, helm, a client pod running `privatemodel predict`."""
+import base64
+import io
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from kubernetes.client.exceptions import ApiException
+
+from cluster.kube import pod_log, wait_until
+from privatemodel.controller import consts
+from privatemodel.controller.consts import Component
+from privatemodel.controller.naming import child_name
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = REPO / "build" / "bin"
+EXAMPLE = REPO / "examples" / "mnist-privatemodel.yaml"
+RUNTIME_IMAGE = consts.DEFAULT_RUNTIME_IMAGE
+# Every kind a PrivateModel's children (and their own children) can be.
+CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps")
+TIMINGS = REPO / "build" / "e2e" / "timings.json"
+
+
+def kubectl(kubeconfig, *args, check=True, input=None, timeout=180):
+    return subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={kubeconfig}", *args], input=input,
+                          capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def helm(kubeconfig, *args, timeout=300):
+    return subprocess.run([str(BIN / "helm"), f"--kubeconfig={kubeconfig}", *args],
+                          capture_output=True, text=True, check=True, timeout=timeout)
+
+
+def private_model(custom, namespace, name):
+    try:
+        return custom.get_namespaced_custom_object(consts.GROUP, consts.VERSION, namespace, consts.PLURAL, name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def wait_for_phase(custom, namespace, name, phase, timeout, check=None):
+    """Wait until the PrivateModel is in `phase` (and check(model) holds); return (model, seconds)."""
+    started = time.monotonic()
+
+    def reached():
+        model = private_model(custom, namespace, name) or {}
+        status = model.get("status", {})
+        if status.get("phase") == phase and (check is None or check(model)):
+            return model
+        return False
+
+    model = wait_until(reached, timeout, f"PrivateModel {namespace}/{name} in phase {phase}"
+                       f" (now: {(private_model(custom, namespace, name) or {}).get('status')})", interval=1)
+    return model, time.monotonic() - started
+
+
+def condition(model, condition_type):
+    return next((c for c in model["status"].get("conditions", []) if c["type"] == condition_type), None)
+
+
+def wait_until_serving(custom, namespace, name, timeout, check=None):
+    """Phase Serving and Ready=True: the serving pod answers (`kubectl wait --for=condition=Ready`)."""
+    def ready(model):
+        ready = condition(model, "Ready")
+        return ready is not None and ready["status"] == "True" and (check is None or check(model))
+
+    return wait_for_phase(custom, namespace, name, "Serving", timeout, check=ready)
+
+
+def record_timing(what: str, seconds: float) -> None:
+    """Measured durations, for the notes (the tests bound them only by generous timeouts)."""
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    timings[what] = round(seconds, 1)
+    TIMINGS.write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"{what}: {seconds:.1f} s")
+
+
+def create_model_secret(kubeconfig, namespace, name, h5_path):
+    kubectl(kubeconfig, "-n", namespace, "create", "secret", "generic", name, f"--from-file=model.h5={h5_path}")
+
+
+def apply_model(kubeconfig, namespace, name, secret, num_requests=None, input_shape=(1, 28, 28, 1)):
+    """The example manifest, renamed and pointed at another Secret, as a user would adapt it."""
+    import yaml
+
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"]["name"] = name
+    manifest["spec"]["inputShape"] = list(input_shape)
+    manifest["spec"]["model"]["secretKeyRef"]["name"] = secret
+    if num_requests is None:
+        manifest["spec"].pop("serving")
+    else:
+        manifest["spec"]["serving"]["numRequests"] = num_requests
+    return kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def predict_in_cluster(core, namespace, model_name, endpoint, examples, timeout=300):
+    """Run a client pod that sends each example as its own private prediction; return the logits.
+
+    The pod reads the model's hostmap ConfigMap (the players' addresses) and its inputs from a
+    ConfigMap of .npy files; it is the only place the plaintext inputs and answers exist.
+    """
+    pod_name = f"client-{uuid.uuid4().hex[:6]}"
+    files = {}
+    for index, example in enumerate(examples):
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(example, dtype=np.float32))
+        files[f"{index}.npy"] = base64.b64encode(buffer.getvalue()).decode()
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": pod_name}, "binaryData": files})
+    script = " && ".join(
+        f"privatemodel predict --config {consts.HOSTMAP_PATH} --server {endpoint} --input /data/{i}.npy --json"
+        for i in range(len(examples))
+    )
+    core.create_namespaced_pod(namespace, {
+        "metadata": {"name": pod_name},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": consts.RUNTIME_UID},
+            "containers": [{
+                "name": "client", "image": RUNTIME_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/sh", "-c", script],
+                "env": [{"name": "HOME", "value": "/tmp"}],
+                "volumeMounts": [{"name": "hostmap", "mountPath": consts.CONFIG_DIR},
+                                 {"name": "inputs", "mountPath": "/data"}],
+            }],
+            "volumes": [
+                {"name": "hostmap", "configMap": {"name": child_name(model_name, Component.HOSTMAP)}},
+                {"name": "inputs", "configMap": {"name": pod_name}},
+            ],
+        },
+    })
+    phase = wait_until(
+        lambda: core.read_namespaced_pod(pod_name, namespace).status.phase in ("Succeeded", "Failed")
+        and core.read_namespaced_pod(pod_name, namespace).status.phase,
+        timeout, f"client pod {pod_name} to finish", interval=1)
+    log = pod_log(core, namespace, pod_name)
+    assert phase == "Succeeded", f"client pod failed:\n{log}"
+    answers = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len(answers) == len(examples), log
+    return np.concatenate([np.asarray(answer["logits"]) for answer in answers])
+
+
+def children(api_client, namespace, model_name):
+    """Every object in the namespace that carries the model's label, by kind."""
+    from kubernetes import dynamic
+
+    client = dynamic.DynamicClient(api_client)
+    selector = f"{consts.LABEL_MODEL}={model_name}"
+    found = {}
+    for kind in CHILD_KINDS:
+        group = "batch/v1" if kind == "jobs" else "apps/v1" if kind in ("statefulsets", "deployments", "replicasets") else "v1"
+        resource = client.resources.get(api_version=group, name=kind)
+        names = [item.metadata.name for item in resource.get(namespace=namespace, label_selector=selector).items]
+        if names:
+            found[kind] = sorted(names)
+    return found

@@ -1,0 +1,128 @@
+"""Bad specs, a lost player and a restarted operator, while another model keeps serving."""
+import numpy as np
+import pytest
+
+from cluster.kube import wait_until
+from e2e.conftest import OPERATOR_NAMESPACE, operator_pods
+from e2e.support import (
+    apply_model,
+    children,
+    condition,
+    create_model_secret,
+    kubectl,
+    predict_in_cluster,
+    private_model,
+    record_timing,
+    wait_for_phase,
+    wait_until_serving,
+)
+from privatemodel.controller import consts
+
+STEADY = "steady"  # serves without a request limit, for the whole module
+
+
+def assert_private_predictions_are_right(core, custom, namespace, reference_model, examples=(3,)):
+    endpoint = private_model(custom, namespace, STEADY)["status"]["endpoint"]
+    logits = predict_in_cluster(core, namespace, STEADY, endpoint, reference_model["x"][list(examples)])
+    plaintext = reference_model["plaintext"][list(examples)]
+    assert np.abs(logits - plaintext).max() <= 0.1
+    assert (logits.argmax(axis=1) == plaintext.argmax(axis=1)).all()
+
+
+@pytest.fixture(scope="module")
+def steady(kubeconfig, namespace, custom, reference_model):
+    create_model_secret(kubeconfig, namespace, "reference-model", reference_model["path"])
+    apply_model(kubeconfig, namespace, STEADY, "reference-model")
+    wait_until_serving(custom, namespace, STEADY, timeout=300)
+    return STEADY
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda spec: spec.update(protocol="Paillier"), 'spec.protocol: Unsupported value: "Paillier"'),
+    (lambda spec: spec.pop("model"), "spec.model: Required value"),
+    (lambda spec: spec.update(inputShape=[1, 0, 28, 1]), "spec.inputShape"),
+    (lambda spec: spec.update(serving={"numRequests": 0}), "spec.serving.numRequests"),
+], ids=["unknown-protocol", "missing-model", "zero-dimension", "zero-requests"])
+def test_the_schema_rejects_a_bad_spec(kubeconfig, namespace, custom, edit, message):
+    import yaml
+
+    from e2e.support import EXAMPLE
+
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"]["name"] = "rejected"
+    edit(manifest["spec"])
+    result = kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert private_model(custom, namespace, "rejected") is None
+
+
+def dropout_model(path):
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([
+        tf.keras.layers.Conv2D(2, 3, batch_input_shape=(None, 28, 28, 1)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dropout(0.5, name="drop"),
+        tf.keras.layers.Dense(10),
+    ])
+    model.save(path, save_format="h5")
+    return path
+
+
+def test_models_that_cannot_be_shared_fail_with_the_reason_while_others_serve(
+        kubeconfig, namespace, core, custom, steady, reference_model, tmp_path):
+    create_model_secret(kubeconfig, namespace, "dropout-model", dropout_model(tmp_path / "dropout.h5"))
+    apply_model(kubeconfig, namespace, "dropout", "dropout-model")
+    apply_model(kubeconfig, namespace, "wrong-shape", "reference-model", input_shape=(1, 32, 32, 1))
+
+    expectations = {
+        "dropout": "layer 3 'drop' (Dropout): not supported by SecureNN serving",
+        "wrong-shape": "input shape mismatch: expected (1, 32, 32, 1), the model has (None, 28, 28, 1)",
+    }
+    for name, message in expectations.items():
+        model, _ = wait_for_phase(custom, namespace, name, "Failed", timeout=400)
+        shared = condition(model, "WeightsShared")
+        assert (shared["status"], shared["reason"]) == ("False", "SharingFailed")
+        assert message in shared["message"], shared["message"]
+        assert message in condition(model, "Ready")["message"]
+    assert private_model(custom, namespace, STEADY)["status"]["phase"] == "Serving"
+    assert_private_predictions_are_right(core, custom, namespace, reference_model)
+
+
+def test_a_deleted_player_pod_is_replaced_and_the_model_shared_again(namespace, core, custom, steady, reference_model):
+    before = private_model(custom, namespace, STEADY)["status"]
+    core.delete_namespaced_pod(f"{STEADY}-players-1", namespace)
+
+    model, seconds = wait_until_serving(
+        custom, namespace, STEADY, timeout=400,
+        check=lambda m: m["status"].get("sharedDigest") not in (None, before["sharedDigest"]))
+    record_timing("player pod deleted to Serving again", seconds)
+    assert model["status"]["sharedPlayerUIDs"][0] == before["sharedPlayerUIDs"][0]
+    assert model["status"]["sharedPlayerUIDs"][1] != before["sharedPlayerUIDs"][1]
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={STEADY}").items
+    assert "SharesLost" in {event.reason for event in events}
+    assert_private_predictions_are_right(core, custom, namespace, reference_model, examples=(4, 5))
+
+
+def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace, api, core, custom, steady):
+    apply_model(kubeconfig, namespace, "restarted", "reference-model")
+    wait_for_phase(custom, namespace, "restarted", "Sharing", timeout=300)
+    before = children(api, namespace, "restarted")
+    (old_operator,) = operator_pods(core)
+    core.delete_namespaced_pod(old_operator.metadata.name, OPERATOR_NAMESPACE)
+
+    wait_until(lambda: [p for p in operator_pods(core) if p.metadata.uid != old_operator.metadata.uid
+                        and p.status.phase == "Running"], 120, "a new operator pod")
+    model, _ = wait_until_serving(custom, namespace, "restarted", timeout=400)
+    after = children(api, namespace, "restarted")
+    # The same players and sharing Job as before the restart; serving added once.
+    for kind in ("statefulsets", "services", "configmaps", "jobs"):
+        assert after[kind] == before[kind], (kind, before, after)
+    assert after["statefulsets"] == ["restarted-players"]
+    assert after["deployments"] == ["restarted-serving"]
+    assert len(after["jobs"]) == 1
+    assert sorted(p for p in after["pods"] if "players" in p) == [f"restarted-players-{i}" for i in range(3)]
+    assert model["status"]["sharingJob"] == after["jobs"][0]
+    assert private_model(custom, namespace, STEADY)["status"]["phase"] == "Serving"
+    assert consts.FINALIZER in model["metadata"]["finalizers"]

@@ -1,0 +1,69 @@
+"""The README's quickstart on a real cluster: apply the example, three private predictions from a
+client pod, Completed, then delete leaves nothing behind. Tests run in order, on one model."""
+import numpy as np
+
+from cluster.kube import wait_until
+from e2e.support import (
+    apply_model,
+    children,
+    condition,
+    create_model_secret,
+    kubectl,
+    predict_in_cluster,
+    private_model,
+    record_timing,
+    wait_for_phase,
+    wait_until_serving,
+)
+from privatemodel.controller import consts
+
+MODEL = "mnist"
+
+
+def test_example_reaches_serving(kubeconfig, namespace, custom, reference_model):
+    create_model_secret(kubeconfig, namespace, "mnist-model", reference_model["path"])
+    apply_model(kubeconfig, namespace, MODEL, "mnist-model", num_requests=3)
+    model, seconds = wait_until_serving(custom, namespace, MODEL, timeout=300)
+    record_timing("apply to Serving (example, images present)", seconds)
+    for condition_type in ("PlayersReady", "WeightsShared", "Serving", "Ready"):
+        assert condition(model, condition_type)["status"] == "True", model["status"]
+    status = model["status"]
+    assert status["readyPlayers"] == "3/3"
+    assert status["observedGeneration"] == model["metadata"]["generation"]
+    assert status["endpoint"] == f"http://{MODEL}-serving.{namespace}.svc.cluster.local:{consts.SERVING_PORT}"
+
+
+def test_kubectl_get_shows_phase_ready_and_served(kubeconfig, namespace):
+    header, row = kubectl(kubeconfig, "-n", namespace, "get", "pm", MODEL).stdout.splitlines()
+    assert header.split() == ["NAME", "PHASE", "READY", "SERVED", "AGE"]
+    assert row.split()[:3] == [MODEL, "Serving", "3/3"]
+
+
+def test_three_private_predictions_match_plaintext_then_completed(namespace, core, apps, custom, reference_model):
+    endpoint = private_model(custom, namespace, MODEL)["status"]["endpoint"]
+    logits = predict_in_cluster(core, namespace, MODEL, endpoint, reference_model["x"][:3])
+    plaintext = reference_model["plaintext"][:3]
+    assert np.abs(logits - plaintext).max() <= 0.1
+    assert (logits.argmax(axis=1) == plaintext.argmax(axis=1)).all()
+
+    model, _ = wait_for_phase(custom, namespace, MODEL, "Completed", timeout=60)
+    assert model["status"]["requestsServed"] == 3
+    assert condition(model, "Serving")["reason"] == "RequestsCompleted"
+    # Serving stops; the players keep their shares until the PrivateModel is deleted.
+    wait_until(lambda: not apps.list_namespaced_deployment(namespace).items, 60, "the serving Deployment gone")
+    players = apps.read_namespaced_stateful_set(f"{MODEL}-players", namespace)
+    assert players.status.ready_replicas == 3
+
+
+def test_each_transition_is_an_event(namespace, core):
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={MODEL}").items
+    reasons = {event.reason for event in events if event.involved_object.kind == consts.KIND}
+    assert {"Sharing", "Serving", "Completed", "PlayersReady", "Shared", "ServingReady", "RequestsCompleted"} <= reasons
+
+
+def test_delete_removes_every_child(kubeconfig, namespace, api, custom):
+    assert children(api, namespace, MODEL)  # there was something to remove
+    kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", MODEL, "--wait", "--timeout=120s", timeout=150)
+    assert private_model(custom, namespace, MODEL) is None  # the finalizer was removed
+    # The finalizer waited for the pods; ReplicaSets may take the garbage collector a moment longer.
+    wait_until(lambda: not children(api, namespace, MODEL), 60, f"children of {MODEL} gone")
