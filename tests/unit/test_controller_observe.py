@@ -5,6 +5,7 @@ from privatemodel.controller.observe import (
     job_failure_message,
     job_outcome,
     players_from_pods,
+    waiting_reasons,
 )
 
 
@@ -78,3 +79,13 @@ def test_deployment_is_ready_only_when_its_current_template_runs():
     assert not is_deployment_ready(deployment(2, 1, 1, 1))  # controller has not seen the new template
     assert not is_deployment_ready(deployment(2, 2, 0, 1))  # the ready pod is the old one
     assert not is_deployment_ready(deployment(1, 1, 1, 0))
+
+
+def test_waiting_reasons_name_the_pod_and_why():
+    stuck = pod("job-abc", "1")
+    stuck["status"].update(phase="Pending", containerStatuses=[{"state": {"waiting": {"reason": "ContainerCreating"}}}])
+    scheduled = pod("job-def", "2")
+    scheduled["status"].update(phase="Pending")
+    running = pod("job-ghi", "3")
+    running["status"].update(phase="Running", containerStatuses=[{"state": {"running": {}}}])
+    assert waiting_reasons([stuck, scheduled, running]) == ["job-abc: ContainerCreating", "job-def: Pending"]

@@ -36,6 +36,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     settings.scanning.disabled = True
     # Events are posted explicitly, one per transition, not one per log line.
     settings.posting.level = logging.WARNING
+    # kopf logs every successful tick; the handlers log what they change instead.
+    logging.getLogger("kopf.objects").addFilter(_QuietTicks())
     memo.defaults = OperatorDefaults.from_env()
     memo.kube = kube.connect()
     logger.info("runtime image %s (pull %s), cluster domain %s", memo.defaults.runtime_image,
@@ -71,6 +73,11 @@ def tear_down(name, namespace, memo: kopf.Memo, logger, **_):
     if remaining:
         raise kopf.TemporaryError(f"waiting for {len(remaining)} pods to end: {', '.join(remaining)}", delay=2)
     logger.info("all children of %s/%s are gone", namespace, name)
+
+
+class _QuietTicks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timer 'reconcile' succeeded")
 
 
 class _Reconciliation:
@@ -149,7 +156,10 @@ class _Reconciliation:
             self._condition(ConditionType.WEIGHTS_SHARED, False, Reason.SHARING_FAILED, f"job {job_name}: {why} (fix the model or spec; deleting the job retries)")
             return False
         reason = Reason.SHARES_LOST if lost else Reason.SHARING_IN_PROGRESS
-        self._condition(ConditionType.WEIGHTS_SHARED, False, reason, f"job {job_name} is sharing the model")
+        waiting = observe.waiting_reasons(self.kube.list("Pod", self.namespace, {"job-name": job_name}))
+        # A pod stuck before start (a missing model Secret: ContainerCreating) says so here.
+        detail = f" (waiting: {', '.join(waiting)}; `kubectl describe` the pod for why)" if waiting else ""
+        self._condition(ConditionType.WEIGHTS_SHARED, False, reason, f"job {job_name} is sharing the model{detail}")
         return False
 
     def _delete_stale_sharing_jobs(self, digest: str) -> None:

@@ -81,6 +81,19 @@ def job_failure_message(job: dict, pods: list[dict]) -> str:
     return failed.get("message") or failed.get("reason") or "the sharing Job failed"
 
 
+def waiting_reasons(pods: list[dict]) -> list[str]:
+    """"POD: REASON" for each container that waits to start (e.g. a model Secret that does not exist)."""
+    reasons = []
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses") or ():
+            waiting = (status.get("state") or {}).get("waiting")
+            if waiting:
+                reasons.append(f"{pod['metadata']['name']}: {waiting.get('reason', 'waiting')}")
+        if pod.get("status", {}).get("phase") == "Pending" and not pod.get("status", {}).get("containerStatuses"):
+            reasons.append(f"{pod['metadata']['name']}: Pending")
+    return reasons
+
+
 def is_deployment_ready(deployment: dict) -> bool:
     """The current template's pod is ready (not an old one still running)."""
     status = deployment.get("status", {})
