@@ -161,7 +161,7 @@ def _demo(args):
 
 
 def _bench(args):
-    from privatemodel.runtime.bench import run_bench
+    from privatemodel.bench import run_bench
 
     run_bench(Path(args.output), args.requests)
 
