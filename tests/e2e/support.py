@@ -20,7 +20,8 @@ BIN = REPO / "build" / "bin"
 EXAMPLE = REPO / "examples" / "mnist-privatemodel.yaml"
 RUNTIME_IMAGE = consts.DEFAULT_RUNTIME_IMAGE
 # Every kind a PrivateModel's children (and their own children) can be.
-CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps")
+CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps",
+               "networkpolicies")
 TIMINGS = REPO / "build" / "e2e" / "timings.json"
 
 
@@ -118,7 +119,8 @@ def predict_in_cluster(core, namespace, model_name, endpoint, examples, timeout=
         for i in range(len(examples))
     )
     core.create_namespaced_pod(namespace, {
-        "metadata": {"name": pod_name},
+        # The players' NetworkPolicy admits the model's own pods and pods labelled as its clients.
+        "metadata": {"name": pod_name, "labels": {consts.LABEL_CLIENT_OF: model_name}},
         "spec": {
             "restartPolicy": "Never",
             "securityContext": {"runAsNonRoot": True, "runAsUser": consts.RUNTIME_UID},
@@ -154,7 +156,8 @@ def children(api_client, namespace, model_name):
     selector = f"{consts.LABEL_MODEL}={model_name}"
     found = {}
     for kind in CHILD_KINDS:
-        group = "batch/v1" if kind == "jobs" else "apps/v1" if kind in ("statefulsets", "deployments", "replicasets") else "v1"
+        group = {"jobs": "batch/v1", "networkpolicies": "networking.k8s.io/v1", "statefulsets": "apps/v1",
+                 "deployments": "apps/v1", "replicasets": "apps/v1"}.get(kind, "v1")
         resource = client.resources.get(api_version=group, name=kind)
         names = [item.metadata.name for item in resource.get(namespace=namespace, label_selector=selector).items]
         if names:

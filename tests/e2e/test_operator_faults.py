@@ -119,7 +119,7 @@ def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace
     model, _ = wait_until_serving(custom, namespace, "restarted", timeout=400)
     after = children(api, namespace, "restarted")
     # The same players and sharing Job as before the restart; serving added once.
-    for kind in ("statefulsets", "configmaps", "jobs"):
+    for kind in ("statefulsets", "configmaps", "jobs", "networkpolicies"):
         assert after[kind] == before[kind], (kind, before, after)
     assert after["services"] == ["restarted-players", "restarted-serving"]
     assert after["statefulsets"] == ["restarted-players"]

@@ -62,7 +62,8 @@ def test_each_transition_is_an_event(namespace, core):
 
 
 def test_delete_removes_every_child(kubeconfig, namespace, api, custom):
-    assert children(api, namespace, MODEL)  # there was something to remove
+    made = children(api, namespace, MODEL)
+    assert made["statefulsets"] == made["networkpolicies"] == [f"{MODEL}-players"]
     kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", MODEL, "--wait", "--timeout=120s", timeout=150)
     assert private_model(custom, namespace, MODEL) is None  # the finalizer was removed
     # The finalizer waited for the pods; ReplicaSets may take the garbage collector a moment longer.

@@ -11,6 +11,7 @@ from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name, player_name, selector_labels, serving_url
 from privatemodel.controller.objects.players import (
     build_hostmap_config_map,
+    build_players_network_policy,
     build_players_service,
     build_players_stateful_set,
 )
@@ -38,6 +39,7 @@ def build_all(body=MNIST, defaults=DEFAULTS, uids=UIDS):
         "hostmap": build_hostmap_config_map(spec, MODEL, NAMESPACE, defaults),
         "players_service": build_players_service(spec, MODEL, NAMESPACE, defaults),
         "players": build_players_stateful_set(spec, MODEL, NAMESPACE, defaults),
+        "players_policy": build_players_network_policy(spec, MODEL, NAMESPACE, defaults),
         "sharing": build_sharing_job(spec, MODEL, NAMESPACE, defaults, uids),
         "serving": build_serving_deployment(spec, MODEL, NAMESPACE, defaults, DIGEST),
         "serving_service": build_serving_service(spec, MODEL, NAMESPACE, defaults),
@@ -77,6 +79,7 @@ def test_names_follow_the_model():
         "hostmap": "mnist-hostmap",
         "players_service": "mnist-players",
         "players": "mnist-players",
+        "players_policy": "mnist-players",
         "sharing": f"mnist-sharing-{digest}",
         "serving": "mnist-serving",
         "serving_service": "mnist-serving",
@@ -412,3 +415,16 @@ def test_model_selector_finds_every_child():
     assert model_selector == {consts.LABEL_MODEL: MODEL}
     for key, obj in build_all().items():
         assert model_selector.items() <= obj["metadata"]["labels"].items(), key
+
+
+def test_only_the_models_pods_and_its_clients_reach_the_players():
+    policy = build_all()["players_policy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == selector_labels(MODEL, Component.PLAYERS)
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": consts.PLAYER_PORT, "protocol": "TCP"}]
+    allowed = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert allowed == [{consts.LABEL_MODEL: MODEL}, {consts.LABEL_CLIENT_OF: MODEL}]
+    # Every pod that drives the players carries the model label the policy admits.
+    for key in ("players", "sharing", "serving"):
+        assert build_all()[key]["spec"]["template"]["metadata"]["labels"][consts.LABEL_MODEL] == MODEL

@@ -14,6 +14,8 @@ PLURAL = "privatemodels"
 # Children carry these (prefixed, so they never collide with users' labels).
 LABEL_MODEL = f"{GROUP}/model"
 LABEL_COMPONENT = f"{GROUP}/component"
+# Client pods carry `<LABEL_CLIENT_OF>: <model>` to be let through to that model's players.
+LABEL_CLIENT_OF = f"{GROUP}/client-of"
 # Set on the sharing Job: which sharing it performs, and which player pods it shares onto.
 LABEL_SHARING_DIGEST = f"{GROUP}/sharing-digest"
 ANNOTATION_PLAYER_UIDS = f"{GROUP}/player-uids"

@@ -18,6 +18,7 @@ from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name, selector_labels, serving_url
 from privatemodel.controller.objects.players import (
     build_hostmap_config_map,
+    build_players_network_policy,
     build_players_service,
     build_players_stateful_set,
 )
@@ -104,7 +105,9 @@ class _Reconciliation:
         return self.update
 
     def _players(self) -> observe.Players:
-        for build in (build_hostmap_config_map, build_players_service, build_players_stateful_set):
+        builders = (build_hostmap_config_map, build_players_network_policy, build_players_service,
+                    build_players_stateful_set)
+        for build in builders:
             self._apply(build(self.model, self.name, self.namespace, self.defaults))
         pods = self.kube.list("Pod", self.namespace, selector_labels(self.name, Component.PLAYERS))
         players = observe.players_from_pods(self.name, pods)

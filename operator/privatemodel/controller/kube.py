@@ -15,10 +15,11 @@ _KINDS = {
     "StatefulSet": (kubernetes.client.AppsV1Api, "stateful_set"),
     "Deployment": (kubernetes.client.AppsV1Api, "deployment"),
     "Job": (kubernetes.client.BatchV1Api, "job"),
+    "NetworkPolicy": (kubernetes.client.NetworkingV1Api, "network_policy"),
 }
 # Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
 # (and the Deployment's ReplicaSet) follow through the garbage collector.
-CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap")
+CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap", "NetworkPolicy")
 
 
 def connect() -> "Kube":

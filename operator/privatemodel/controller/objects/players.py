@@ -92,6 +92,31 @@ def build_players_stateful_set(
     }
 
 
+def build_players_network_policy(
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
+) -> dict:
+    """Only the model's own pods and its labelled clients reach the players: a player's TensorFlow
+    server runs whatever graph a connecting process sends it."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(
+            child_name(model_name, Component.PLAYERS), namespace, labels(model_name, Component.PLAYERS)
+        ),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(model_name, Component.PLAYERS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [
+                    {"podSelector": {"matchLabels": selector_labels(model_name)}},
+                    {"podSelector": {"matchLabels": {consts.LABEL_CLIENT_OF: model_name}}},
+                ],
+                "ports": [{"port": consts.PLAYER_PORT, "protocol": "TCP"}],
+            }],
+        },
+    }
+
+
 def _spread_across_nodes(affinity: dict, model_name: str) -> dict:
     """The user's affinity; unless it says otherwise about pods, prefer one player per node.
 
