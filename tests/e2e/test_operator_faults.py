@@ -59,6 +59,22 @@ def test_the_schema_rejects_a_bad_spec(kubeconfig, namespace, custom, edit, mess
     assert private_model(custom, namespace, "rejected") is None
 
 
+def test_a_spec_the_schema_cannot_check_fails_with_the_field_named(kubeconfig, namespace, api, custom):
+    import yaml
+
+    from e2e.support import EXAMPLE
+
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"]["name"] = "batch-mismatch"
+    manifest["spec"]["outputShape"] = [2, 10]  # the batch sizes of input and output differ
+    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+    model, _ = wait_for_phase(custom, namespace, "batch-mismatch", "Failed", timeout=60)
+    ready = condition(model, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("spec.outputShape[0]: must equal spec.inputShape[0]"), ready["message"]
+    assert not children(api, namespace, "batch-mismatch")  # nothing was built from it
+
+
 def dropout_model(path):
     import tensorflow as tf
 
