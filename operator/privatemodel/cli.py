@@ -41,6 +41,8 @@ def _parser():
     sub.add_argument("name", metavar="NAME")
     config_option(sub)
     sub.add_argument("--state-dir", default=".", help="where this player keeps its share of the model")
+    sub.add_argument("--threads", type=_positive, default=1,
+                     help="TensorFlow threads for this player's ops (default 1: fastest when players share cores)")
 
     sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step)")
     sub.add_argument("--model", required=True, help="Keras .h5: full model, or weights only with --architecture")
@@ -85,7 +87,7 @@ def _player(args):
     from privatemodel.runtime import hostmap
     from privatemodel.runtime.player import run_player
 
-    run_player(args.name, hostmap.load(args.config), args.state_dir)
+    run_player(args.name, hostmap.load(args.config), args.state_dir, threads=args.threads)
 
 
 def _share(args):
