@@ -104,12 +104,19 @@ def _bench_baseline(cluster, model_path, requests):
             ready = time.perf_counter() - started
             # Started together, its server and client hang; the client must come after.
             time.sleep(2)
-            client = subprocess.run(command("client", batch, count), capture_output=True, text=True, check=True)
-            rss = _rss_mb(server.pid)
+            client = subprocess.Popen(command("client", batch, count), stdout=subprocess.PIPE, text=True)
+            # The server exits after its last answer: sample its RSS while it serves, keep the peak.
+            rss = 0.0
+            while client.poll() is None:
+                rss = max(rss, _rss_mb(server.pid) or 0.0)
+                time.sleep(0.2)
+            output = client.stdout.read()
+            if client.returncode != 0:
+                raise RuntimeError(f"the baseline QueueClient failed (exit {client.returncode})")
             server.wait(timeout=120)
         finally:
             server.kill()
-        return ready, rss, json.loads(client.stdout.strip().splitlines()[-1])
+        return ready, rss, json.loads(output.strip().splitlines()[-1])
 
     ready, rss, one = run(1, requests)
     _, _, large = run(LARGE_BATCH, max(5, requests // 5))
