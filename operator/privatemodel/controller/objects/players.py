@@ -6,7 +6,7 @@ from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name, labels, player_host, player_name, selector_labels
-from privatemodel.controller.objects.pod import metadata, runtime_container, runtime_pod_spec
+from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import PrivateModelSpec
 
 STATE_VOLUME = "state"
@@ -25,9 +25,7 @@ def build_hostmap_config_map(
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(
-            child_name(model_name, Component.HOSTMAP), namespace, labels(model_name, Component.HOSTMAP)
-        ),
+        "metadata": component_metadata(model_name, namespace, Component.HOSTMAP),
         "data": {consts.HOSTMAP_FILE: json.dumps(hostmap(model_name, namespace, defaults), indent=2) + "\n"},
     }
 
@@ -36,9 +34,7 @@ def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: st
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(
-            child_name(model_name, Component.PLAYERS), namespace, labels(model_name, Component.PLAYERS)
-        ),
+        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
         "spec": {
             "clusterIP": "None",
             # Players must resolve each other while starting, before any of them is Ready.
@@ -79,7 +75,7 @@ def build_players_stateful_set(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": metadata(name, namespace, labels(model_name, Component.PLAYERS)),
+        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
         "spec": {
             "replicas": consts.PLAYER_COUNT,
             "serviceName": name,
@@ -100,9 +96,7 @@ def build_players_network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(
-            child_name(model_name, Component.PLAYERS), namespace, labels(model_name, Component.PLAYERS)
-        ),
+        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
         "spec": {
             "podSelector": {"matchLabels": selector_labels(model_name, Component.PLAYERS)},
             "policyTypes": ["Ingress"],

@@ -2,7 +2,7 @@
 import copy
 from collections.abc import Sequence
 
-from privatemodel.controller import consts
+from privatemodel.controller import consts, naming
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name
@@ -17,6 +17,11 @@ def metadata(name: str, namespace: str, labels: dict, annotations: dict | None =
     if annotations:
         meta["annotations"] = annotations
     return meta
+
+
+def component_metadata(model_name: str, namespace: str, component: str) -> dict:
+    """A child named and labelled after its model and component, e.g. mnist-players."""
+    return metadata(child_name(model_name, component), namespace, naming.labels(model_name, component))
 
 
 def runtime_container(

@@ -2,8 +2,8 @@
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, labels, selector_labels
-from privatemodel.controller.objects.pod import metadata, runtime_container, runtime_pod_spec
+from privatemodel.controller.naming import labels, selector_labels
+from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import PrivateModelSpec
 
 PORT_NAME = "http"
@@ -37,9 +37,7 @@ def build_serving_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(
-            child_name(model_name, Component.SERVING), namespace, labels(model_name, Component.SERVING)
-        ),
+        "metadata": component_metadata(model_name, namespace, Component.SERVING),
         "spec": {
             "replicas": 1,
             # Two serve processes driving the same players at once would interleave their graphs.
@@ -60,9 +58,7 @@ def build_serving_service(spec: PrivateModelSpec, model_name: str, namespace: st
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(
-            child_name(model_name, Component.SERVING), namespace, labels(model_name, Component.SERVING)
-        ),
+        "metadata": component_metadata(model_name, namespace, Component.SERVING),
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(model_name, Component.SERVING),
