@@ -56,7 +56,7 @@ def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo,
         update = {"phase": phase, "conditions": conditions, "observedGeneration": meta.get("generation")}
         _write_status(body, status, update, patch, logger)
         return
-    run = _Reconciliation(memo.kube, memo.defaults, body, model, name, namespace, dict(status), logger)
+    run = _Reconciliation(memo.kube, memo.defaults, body, model, name, namespace, status, logger)
     update = run.reconcile()
     conditions, phase = rollup(update.pop("conditions"))
     _write_status(body, status, {**update, "phase": phase, "conditions": conditions}, patch, logger)
@@ -95,8 +95,8 @@ class _Reconciliation:
         if self._completed_this_generation():
             # Answered its numRequests; players keep their shares until the model is deleted.
             self._stop_serving()
-        elif self._weights_shared(players):
-            self._serving()
+        elif (shared_digest := self._shared_digest(players)) is not None:
+            self._serving(shared_digest)
         else:
             self._stop_serving()
             self._condition(ConditionType.SERVING, False, Reason.WAITING_FOR_SHARES, "waiting for the weights to be shared")
@@ -125,54 +125,55 @@ class _Reconciliation:
         # An edited spec (a new generation) is served anew.
         return completed and self.status.get("observedGeneration") == self.body["metadata"].get("generation")
 
-    def _weights_shared(self, players: observe.Players) -> bool:
-        """True when the players hold shares of the current model; otherwise drives the sharing Job."""
+    def _shared_digest(self, players: observe.Players) -> str | None:
+        """The digest of the shares in place when they are of the current model and players;
+        otherwise None, after driving the sharing Job one step."""
         uids = players.uids
         digest = uids and sharing_digest(self.model, uids)
         job_name = digest and child_name(self.name, Component.SHARING, digest)
         if digest and digest == self.status.get("sharedDigest"):
-            self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
-            return True
+            return self._shared(job_name, digest)
         lost = bool(self.status.get("sharedDigest"))
         if not players.all_ready:
             reason = Reason.SHARES_LOST if lost else Reason.WAITING_FOR_PLAYERS
             message = "a player pod holding a share was replaced; sharing again once all players are ready" if lost else (
                 f"waiting for the player pods ({players.summary} ready)")
             self._condition(ConditionType.WEIGHTS_SHARED, False, reason, message)
-            return False
+            return None
         self._delete_stale_sharing_jobs(digest)
         job = self.kube.get("Job", self.namespace, job_name)
         if job is None:
             self._apply(build_sharing_job(self.model, self.name, self.namespace, self.defaults, uids))
-            job = self.kube.get("Job", self.namespace, job_name) or {}
             self._event("Normal", "SharingStarted", f"sharing the model onto the players with job {job_name}")
+            job = {}  # just created: no status yet, so running
         self.update["sharingJob"] = job_name
         outcome = observe.job_outcome(job)
         if outcome == observe.JobOutcome.SUCCEEDED:
             self.update.update(sharedDigest=digest, sharedPlayerUIDs=uids)
-            self.status.update(sharedDigest=digest)
-            self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
-            return True
+            return self._shared(job_name, digest)
         if outcome == observe.JobOutcome.FAILED:
             pods = self.kube.list("Pod", self.namespace, {"job-name": job_name})
             why = observe.job_failure_message(job, pods)
             self._condition(ConditionType.WEIGHTS_SHARED, False, Reason.SHARING_FAILED, f"job {job_name}: {why} (fix the model or spec; deleting the job retries)")
-            return False
+            return None
         reason = Reason.SHARES_LOST if lost else Reason.SHARING_IN_PROGRESS
         waiting = observe.waiting_reasons(self.kube.list("Pod", self.namespace, {"job-name": job_name}))
         # A pod stuck before start (a missing model Secret: ContainerCreating) says so here.
         detail = f" (waiting: {', '.join(waiting)}; `kubectl describe` the pod for why)" if waiting else ""
         self._condition(ConditionType.WEIGHTS_SHARED, False, reason, f"job {job_name} is sharing the model{detail}")
-        return False
+        return None
+
+    def _shared(self, job_name: str, digest: str) -> str:
+        self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
+        return digest
 
     def _delete_stale_sharing_jobs(self, digest: str) -> None:
         for job in self.kube.list("Job", self.namespace, selector_labels(self.name, Component.SHARING)):
             if job["metadata"].get("labels", {}).get(consts.LABEL_SHARING_DIGEST) != digest:
                 self.kube.delete("Job", self.namespace, job["metadata"]["name"])
 
-    def _serving(self) -> None:
-        deployment = build_serving_deployment(self.model, self.name, self.namespace, self.defaults,
-                                              self.status["sharedDigest"])
+    def _serving(self, shared_digest: str) -> None:
+        deployment = build_serving_deployment(self.model, self.name, self.namespace, self.defaults, shared_digest)
         self._apply(deployment)
         self._apply(build_serving_service(self.model, self.name, self.namespace, self.defaults))
         url = serving_url(self.name, self.namespace, self.defaults.cluster_domain)
