@@ -86,19 +86,33 @@ def create_model_secret(kubeconfig, namespace, name, h5_path):
     kubectl(kubeconfig, "-n", namespace, "create", "secret", "generic", name, f"--from-file=model.h5={h5_path}")
 
 
-def apply_model(kubeconfig, namespace, name, secret, num_requests=None, input_shape=(1, 28, 28, 1)):
-    """The example manifest, renamed and pointed at another Secret, as a user would adapt it."""
+def example_manifest(name):
+    """The example PrivateModel, renamed."""
     import yaml
 
     manifest = yaml.safe_load(EXAMPLE.read_text())
     manifest["metadata"]["name"] = name
+    return manifest
+
+
+def apply_manifest(kubeconfig, namespace, manifest, *flags, check=True):
+    """`kubectl apply` of one manifest, as a user pipes it in."""
+    import yaml
+
+    return kubectl(kubeconfig, "-n", namespace, "apply", *flags, "-f", "-", input=yaml.safe_dump(manifest),
+                   check=check)
+
+
+def apply_model(kubeconfig, namespace, name, secret, num_requests=None, input_shape=(1, 28, 28, 1)):
+    """The example manifest, renamed and pointed at another Secret, as a user would adapt it."""
+    manifest = example_manifest(name)
     manifest["spec"]["inputShape"] = list(input_shape)
     manifest["spec"]["model"]["secretKeyRef"]["name"] = secret
     if num_requests is None:
         manifest["spec"].pop("serving")
     else:
         manifest["spec"]["serving"]["numRequests"] = num_requests
-    return kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+    return apply_manifest(kubeconfig, namespace, manifest)
 
 
 def predict_in_cluster(core, namespace, model_name, endpoint, examples, timeout=300):
@@ -137,10 +151,11 @@ def predict_in_cluster(core, namespace, model_name, endpoint, examples, timeout=
             ],
         },
     })
-    phase = wait_until(
-        lambda: core.read_namespaced_pod(pod_name, namespace).status.phase in ("Succeeded", "Failed")
-        and core.read_namespaced_pod(pod_name, namespace).status.phase,
-        timeout, f"client pod {pod_name} to finish", interval=1)
+    def finished():
+        phase = core.read_namespaced_pod(pod_name, namespace).status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_until(finished, timeout, f"client pod {pod_name} to finish", interval=1)
     log = pod_log(core, namespace, pod_name)
     assert phase == "Succeeded", f"client pod failed:\n{log}"
     answers = [json.loads(line) for line in log.splitlines() if line.startswith("{")]

@@ -5,11 +5,12 @@ import pytest
 from cluster.kube import wait_until
 from e2e.conftest import OPERATOR_NAMESPACE, operator_pods
 from e2e.support import (
+    apply_manifest,
     apply_model,
     children,
     condition,
     create_model_secret,
-    kubectl,
+    example_manifest,
     predict_in_cluster,
     private_model,
     record_timing,
@@ -44,30 +45,19 @@ def steady(kubeconfig, namespace, custom, reference_model):
     (lambda spec: spec.update(serving={"numRequests": 0}), "spec.serving.numRequests"),
 ], ids=["unknown-protocol", "missing-model", "zero-dimension", "zero-requests"])
 def test_the_schema_rejects_a_bad_spec(kubeconfig, namespace, custom, edit, message):
-    import yaml
-
-    from e2e.support import EXAMPLE
-
-    manifest = yaml.safe_load(EXAMPLE.read_text())
-    manifest["metadata"]["name"] = "rejected"
+    manifest = example_manifest("rejected")
     edit(manifest["spec"])
     # The API server's schema is the guard (kubectl's own client-side checks vary by version).
-    result = kubectl(kubeconfig, "-n", namespace, "apply", "--validate=false", "-f", "-",
-                     input=yaml.safe_dump(manifest), check=False)
+    result = apply_manifest(kubeconfig, namespace, manifest, "--validate=false", check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert private_model(custom, namespace, "rejected") is None
 
 
 def test_a_spec_the_schema_cannot_check_fails_with_the_field_named(kubeconfig, namespace, api, custom):
-    import yaml
-
-    from e2e.support import EXAMPLE
-
-    manifest = yaml.safe_load(EXAMPLE.read_text())
-    manifest["metadata"]["name"] = "batch-mismatch"
+    manifest = example_manifest("batch-mismatch")
     manifest["spec"]["outputShape"] = [2, 10]  # the batch sizes of input and output differ
-    kubectl(kubeconfig, "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+    apply_manifest(kubeconfig, namespace, manifest)
     model, _ = wait_for_phase(custom, namespace, "batch-mismatch", "Failed", timeout=60)
     ready = condition(model, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
