@@ -22,7 +22,7 @@ install: ## Set up: system packages, .venv with pinned deps, the secure random o
 	[ -x $(PYTHON) ] || python3.11 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade "pip<26"
 	$(PYTHON) -m pip install --progress-bar on -c operator/constraints.txt -e 'operator[operator,test]'
-	$(PYTHON) -m privatemodel.runtime.secure_random.build
+	$(PYTHON) -m privatemodel.runtime.mpc.secure_random.build
 	$(PYTHON) $(CLUSTER_DIR)/helm.py build/bin
 
 .PHONY: demo

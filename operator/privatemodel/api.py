@@ -13,9 +13,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from privatemodel.runtime.client import PrivateClient
-from privatemodel.runtime.local import LocalCluster as _Players
-from privatemodel.runtime.local import LocalServing, privatemodel_command
+from privatemodel.runtime.client.client import PrivateClient
+from privatemodel.runtime.local.cluster import LocalCluster as _Players
+from privatemodel.runtime.local.cluster import LocalServing, privatemodel_command
 
 
 class LocalCluster(_Players):

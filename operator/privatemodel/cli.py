@@ -84,24 +84,24 @@ def _parser():
 
 
 def _player(args):
-    from privatemodel.runtime import hostmap
-    from privatemodel.runtime.player import run_player
+    from privatemodel.runtime.mpc import hostmap
+    from privatemodel.runtime.player.run import run_player
 
     run_player(args.name, hostmap.load(args.config), args.state_dir, threads=args.threads)
 
 
 def _share(args):
-    from privatemodel.runtime import hostmap
-    from privatemodel.runtime.share import share_model
+    from privatemodel.runtime.mpc import hostmap
+    from privatemodel.runtime.owner.share import share_model
 
     manifest = share_model(args.model, hostmap.load(args.config), args.architecture, args.input_shape, args.output_shape)
     print(f"shared {args.model} as {manifest['share_id']}")
 
 
 def _serve(args):
-    from privatemodel.runtime import hostmap
-    from privatemodel.runtime.endpoint import ServingEndpoint
-    from privatemodel.runtime.serve import PrivateModelServer
+    from privatemodel.runtime.mpc import hostmap
+    from privatemodel.runtime.serving.endpoint import ServingEndpoint
+    from privatemodel.runtime.serving.server import PrivateModelServer
 
     server = PrivateModelServer(hostmap.load(args.config), max_batch=args.max_batch)
     endpoint = ServingEndpoint(server, args.port, args.host, args.num_requests, args.wait_after_complete)
@@ -124,9 +124,9 @@ def _serve(args):
 def _predict(args):
     import numpy as np
 
-    from privatemodel.runtime import hostmap
-    from privatemodel.runtime.client import PrivateClient
-    from privatemodel.runtime.inputs import load_query
+    from privatemodel.runtime.mpc import hostmap
+    from privatemodel.runtime.client.client import PrivateClient
+    from privatemodel.runtime.client.inputs import load_query
 
     client = PrivateClient(hostmap.load(args.config), args.server, timeout=args.timeout)
     batch = np.concatenate([load_query(path, client.input_shape) for path in args.input])
@@ -141,7 +141,7 @@ def _predict(args):
 
 
 def _local(args):
-    from privatemodel.runtime.local import LocalCluster
+    from privatemodel.runtime.local.cluster import LocalCluster
 
     cluster = LocalCluster(args.dir)
     if args.manual:
@@ -169,12 +169,12 @@ def _bench(args):
 
 
 def _report(error, error_file):
-    from privatemodel.runtime.client import QueryError, ServingError
-    from privatemodel.runtime.hostmap import HostmapError, PlayerUnreachable
-    from privatemodel.runtime.inputs import InputFileError
-    from privatemodel.runtime.model import ModelError
-    from privatemodel.runtime.serve import RequestError
-    from privatemodel.runtime.shares import NoSharesError
+    from privatemodel.runtime.client.client import QueryError, ServingError
+    from privatemodel.runtime.mpc.hostmap import HostmapError, PlayerUnreachable
+    from privatemodel.runtime.client.inputs import InputFileError
+    from privatemodel.runtime.owner.model import ModelError
+    from privatemodel.runtime.serving.server import RequestError
+    from privatemodel.runtime.player.storage import NoSharesError
 
     if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError)):
         code = EXIT_BAD_INPUT

@@ -3,7 +3,7 @@ import pytest
 
 from privatemodel.runtime import reference
 from integration.support import manifest_of, run_cli
-from privatemodel.runtime.local import LocalCluster, LocalServing
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,6 @@ def serving(cluster, shared):
 @pytest.fixture(scope="session")
 def client(cluster, serving):
     """This test process's one connection to the players (TensorFlow allows one cluster per process)."""
-    from privatemodel.runtime.client import PrivateClient
+    from privatemodel.runtime.client.client import PrivateClient
 
     return PrivateClient(cluster.hostmap, serving.url)

@@ -4,7 +4,7 @@ import subprocess
 
 import numpy as np
 
-from privatemodel.runtime.local import privatemodel_command
+from privatemodel.runtime.local.cluster import privatemodel_command
 
 
 def run_cli(*args, timeout=180):

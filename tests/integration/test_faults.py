@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from integration.support import run_cli
-from privatemodel.runtime.local import LocalCluster, LocalServing
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from integration.support import assert_matches_plaintext, run_cli
-from privatemodel.runtime.client import QueryError, ServingError
-from privatemodel.runtime.local import privatemodel_command
+from privatemodel.runtime.client.client import QueryError, ServingError
+from privatemodel.runtime.local.cluster import privatemodel_command
 
 
 def test_private_logits_match_plaintext_on_100_digits(client, reference_model):

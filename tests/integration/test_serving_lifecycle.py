@@ -10,7 +10,7 @@ import urllib.request
 import numpy as np
 
 from integration.support import assert_matches_plaintext, run_cli
-from privatemodel.runtime.local import LocalServing
+from privatemodel.runtime.local.cluster import LocalServing
 
 
 def status_of(url):

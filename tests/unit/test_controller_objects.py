@@ -195,7 +195,7 @@ def test_hostmap_names_the_statefulset_pods():
 
 
 def test_hostmap_is_one_the_runtime_accepts():
-    from privatemodel.runtime import hostmap as runtime_hostmap
+    from privatemodel.runtime.mpc import hostmap as runtime_hostmap
 
     data = build_all()["hostmap"]["data"][consts.HOSTMAP_FILE]
     runtime_hostmap.validate(json.loads(data))

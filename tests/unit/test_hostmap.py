@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from privatemodel.runtime import hostmap
+from privatemodel.runtime.mpc import hostmap
 
 
 def test_load_keeps_player_order(tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from privatemodel.runtime.inputs import InputFileError, load_query
+from privatemodel.runtime.client.inputs import InputFileError, load_query
 
 SHAPE = (28, 28, 1)
 

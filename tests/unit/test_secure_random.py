@@ -4,8 +4,8 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-import privatemodel.runtime.tfe  # noqa: F401  (installs the op into tf-encrypted)
-from privatemodel.runtime import secure_random
+import privatemodel.runtime.mpc.tfe  # noqa: F401  (installs the op into tf-encrypted)
+from privatemodel.runtime.mpc import secure_random
 from tf_encrypted.operations import secure_random as tfe_random
 
 SAMPLES = 100_000

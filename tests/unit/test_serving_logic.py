@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from privatemodel.runtime.endpoint import ServingEndpoint
-from privatemodel.runtime.serve import RequestError, batch_buckets
+from privatemodel.runtime.serving.endpoint import ServingEndpoint
+from privatemodel.runtime.serving.server import RequestError, batch_buckets
 
 
 def test_batch_buckets():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from privatemodel.runtime import tfe_fixes
-from privatemodel.runtime.tfe import tfe
+from privatemodel.runtime.mpc import tfe_fixes
+from privatemodel.runtime.mpc.tfe import tfe
 from tf_encrypted.keras.layers import convolutional
 from tf_encrypted.keras.layers import layers_utils
 from tf_encrypted.protocol.pond import pond

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel.runtime import reference
-from privatemodel.runtime.local import LocalCluster, LocalServing, privatemodel_command
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, privatemodel_command
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _bench_plaintext(model_path, x_test, requests):
 
 
 def _bench_private(cluster, x_test, requests):
-    from privatemodel.runtime.client import PrivateClient
+    from privatemodel.runtime.client.client import PrivateClient
 
     serving = LocalServing(cluster)
     started = time.perf_counter()

@@ -23,10 +23,10 @@ def main():
 
     import tensorflow as tf
 
-    from privatemodel.runtime import hostmap
-    from privatemodel.runtime.serve import _with_batch_size
-    from privatemodel.runtime.session import connect_securenn
-    from privatemodel.runtime.tfe import tfe
+    from privatemodel.runtime.mpc import hostmap
+    from privatemodel.runtime.serving.server import _with_batch_size
+    from privatemodel.runtime.mpc.session import connect_securenn
+    from privatemodel.runtime.mpc.tfe import tfe
 
     connect_securenn(hostmap.load(args.config))
     keras_model = tf.keras.models.load_model(args.model, compile=False)

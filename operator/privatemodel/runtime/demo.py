@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from privatemodel.runtime import reference
-from privatemodel.runtime.local import LocalCluster, LocalServing, privatemodel_command
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, privatemodel_command
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def run_demo(directory=None) -> int:
 
 
 def _query_privately(cluster, url, queries):
-    from privatemodel.runtime.client import PrivateClient
+    from privatemodel.runtime.client.client import PrivateClient
 
     client = PrivateClient(cluster.hostmap, url)
     return np.concatenate([client.predict(query) for query in queries])

@@ -8,8 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
-from privatemodel.runtime import hostmap as hostmaps
-from privatemodel.runtime.session import JOB_NAME
+from privatemodel.runtime.mpc import hostmap as hostmaps
+from privatemodel.runtime.mpc.session import JOB_NAME
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def run_player(name: str, hostmap: dict, state_dir, threads: int = 1) -> None:
     """
     import tensorflow as tf
 
-    from privatemodel.runtime import secure_random
+    from privatemodel.runtime.mpc import secure_random
 
     if name not in hostmaps.PLAYER_NAMES:
         raise hostmaps.HostmapError(f"unknown player {name!r}; expected one of {', '.join(hostmaps.PLAYER_NAMES)}")

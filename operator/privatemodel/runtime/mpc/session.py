@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 
-from privatemodel.runtime import hostmap as hostmaps
+from privatemodel.runtime.mpc import hostmap as hostmaps
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def controller_address(hostmap: dict) -> str:
 
 def connect_securenn(hostmap: dict, timeout: float = 10.0):
     """Connect and return the SecureNN protocol over these players (server2 is the crypto producer)."""
-    from privatemodel.runtime.tfe import tfe
+    from privatemodel.runtime.mpc.tfe import tfe
 
     connect(hostmap, timeout)
     config = tfe.RemoteConfig(hostmap, job_name=JOB_NAME)

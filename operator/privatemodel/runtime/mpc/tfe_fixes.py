@@ -1,11 +1,11 @@
-"""Fixes tf-encrypted 0.9.1 needs on TensorFlow 2.12, applied by privatemodel.runtime.tfe.
+"""Fixes tf-encrypted 0.9.1 needs on TensorFlow 2.12, applied by privatemodel.runtime.mpc.tfe.
 
 Each fix replaces one tf-encrypted function with a correct equivalent. The function it
 replaced is kept in ORIGINALS, so tests can show the breakage each fix removes (and a
 fix can delegate to it).
 
 tf-encrypted is imported inside the functions only: project code must reach it through
-privatemodel.runtime.tfe, which installs the secure random op first.
+privatemodel.runtime.mpc.tfe, which installs the secure random op first.
 """
 
 import math

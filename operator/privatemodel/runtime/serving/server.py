@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
-from privatemodel.runtime import hostmap as hostmaps
-from privatemodel.runtime import shares, staging
-from privatemodel.runtime.model import ModelSummary
-from privatemodel.runtime.session import connect_securenn, device_name
+from privatemodel.runtime.mpc import hostmap as hostmaps
+from privatemodel.runtime.player import staging, storage as shares
+from privatemodel.runtime.owner.model import ModelSummary
+from privatemodel.runtime.mpc.session import connect_securenn, device_name
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class PrivateModelServer:
             raise RequestError(f"staged input does not fit the model input {self.summary.input_shape} x {count}: {error.message.splitlines()[0]}") from None
 
     def _private(self, share0, share1):
-        from privatemodel.runtime.tfe import tfe
+        from privatemodel.runtime.mpc.tfe import tfe
 
         factory = self.protocol.tensor_factory
         return tfe.protocol.pond.PondPrivateTensor(self.protocol, factory.tensor(share0), factory.tensor(share1), True)
@@ -101,7 +101,7 @@ class PrivateModelServer:
     def _build_step(self, bucket):
         import tensorflow as tf
 
-        from privatemodel.runtime.tfe import tfe
+        from privatemodel.runtime.mpc.tfe import tfe
 
         model = tfe.keras.models.model_from_config(_with_batch_size(self.summary.config, bucket))
         model.set_weights(list(self._weights))

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from privatemodel.runtime.session import device_name
+from privatemodel.runtime.mpc.session import device_name
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

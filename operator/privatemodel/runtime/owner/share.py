@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from privatemodel.runtime import model as models
-from privatemodel.runtime import shares
-from privatemodel.runtime.hostmap import PLAYER_NAMES
-from privatemodel.runtime.session import connect_securenn
+from privatemodel.runtime.owner import model as models
+from privatemodel.runtime.player import storage as shares
+from privatemodel.runtime.mpc.hostmap import PLAYER_NAMES
+from privatemodel.runtime.mpc.session import connect_securenn
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from privatemodel.runtime.serve import RequestError
+from privatemodel.runtime.serving.server import RequestError
 
 log = logging.getLogger(__name__)
 

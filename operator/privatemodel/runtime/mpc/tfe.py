@@ -1,6 +1,6 @@
 """The single entry point through which project code imports tf-encrypted:
 
-    from privatemodel.runtime.tfe import tfe
+    from privatemodel.runtime.mpc.tfe import tfe
 
 Importing it loads the project's secure random op (failing loudly if it cannot),
 installs it into tf-encrypted, and applies the fixes in tfe_fixes.
@@ -8,7 +8,7 @@ installs it into tf-encrypted, and applies the fixes in tfe_fixes.
 
 import logging
 
-from privatemodel.runtime import secure_random
+from privatemodel.runtime.mpc import secure_random
 
 # First, so a missing op stops everything before tf-encrypted is ever usable.
 _secure_random_ops = secure_random.load()
@@ -34,7 +34,7 @@ _tfe_secure_random.secure_random_module = _secure_random_ops
 if not (_tfe_secure_random.supports_secure_randomness() and _tfe_secure_random.supports_seeded_randomness()):
     raise RuntimeError("tf-encrypted does not report secure randomness after installing the project's op")
 
-from privatemodel.runtime import tfe_fixes  # noqa: E402  (imports tf-encrypted, so only now)
+from privatemodel.runtime.mpc import tfe_fixes  # noqa: E402  (imports tf-encrypted, so only now)
 
 tfe_fixes.apply_all()
 

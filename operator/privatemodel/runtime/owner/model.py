@@ -79,7 +79,7 @@ _FAILS_UNDER_SECURENN = {
 
 def summarize(model, expected_input_shape=None, expected_output_shape=None) -> ModelSummary:
     """Check every layer against what tf-encrypted implements; report the first problem by position."""
-    from privatemodel.runtime.tfe import tfe
+    from privatemodel.runtime.mpc.tfe import tfe
 
     if model.__class__.__name__ != "Sequential":
         raise ModelError(

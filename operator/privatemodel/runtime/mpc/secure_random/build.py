@@ -1,6 +1,6 @@
 """Compile the secure random op against the installed TensorFlow.
 
-    python -m privatemodel.runtime.secure_random.build
+    python -m privatemodel.runtime.mpc.secure_random.build
 
 Skips the build when the library is newer than its source and was built for the
 installed TensorFlow version (the version is embedded in the library itself).
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from privatemodel.runtime.secure_random import LIBRARY_PATH
+from privatemodel.runtime.mpc.secure_random import LIBRARY_PATH
 
 SOURCE_PATH = Path(__file__).with_name("secure_random.cc")
 VERSION_MARKER = b"privatemodel-secure-random-built-for-tensorflow="

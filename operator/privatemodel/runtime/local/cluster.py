@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from privatemodel.runtime import hostmap as hostmaps
+from privatemodel.runtime.mpc import hostmap as hostmaps
 from privatemodel.runtime.reference import cache_dir
 
 log = logging.getLogger(__name__)

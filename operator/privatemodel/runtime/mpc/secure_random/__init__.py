@@ -8,7 +8,7 @@ import functools
 from pathlib import Path
 
 LIBRARY_PATH = Path(__file__).with_name("_secure_random_ops.so")
-_HOW_TO_FIX = "build it with `make install` (or `python -m privatemodel.runtime.secure_random.build`)"
+_HOW_TO_FIX = "build it with `make install` (or `python -m privatemodel.runtime.mpc.secure_random.build`)"
 
 
 def load(path: Path = LIBRARY_PATH):

@@ -13,8 +13,8 @@ import urllib.request
 
 import numpy as np
 
-from privatemodel.runtime import shares, staging
-from privatemodel.runtime.session import connect, device_name
+from privatemodel.runtime.player import staging, storage as shares
+from privatemodel.runtime.mpc.session import connect, device_name
 
 log = logging.getLogger(__name__)
 
