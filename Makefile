@@ -16,13 +16,14 @@ help: ## List the targets
 # --- Engine (issue: private inference engine) -------------------------------
 
 .PHONY: install
-install: ## Set up: system packages, .venv with pinned deps, the secure random op, helm
-	@command -v g++ >/dev/null && [ -e /usr/include/sodium.h ] || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ libsodium-dev; }
+install: ## Set up: system packages, .venv with pinned deps, the secure random op, the loopback shim, helm
+	@command -v g++ >/dev/null && [ -e /usr/include/sodium.h ] && command -v stunnel4 >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ libsodium-dev stunnel4; }
 	[ -x $(PYTHON) ] || python3.11 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade "pip<26"
 	$(PYTHON) -m pip install --progress-bar on -c operator/constraints.txt -e 'operator[operator,test]'
 	$(PYTHON) -m privatemodel.runtime.mpc.secure_random.build
+	$(PYTHON) -m privatemodel.runtime.mpc.loopback.build
 	$(PYTHON) $(CLUSTER_DIR)/helm.py build/bin
 
 .PHONY: demo

@@ -71,8 +71,9 @@ class PrivateModel:
 
 
 class Client(PrivateClient):
-    def __init__(self, cluster: LocalCluster, url=None, timeout=60.0):
-        super().__init__(cluster.hostmap, url or LocalServing.url_file(cluster).read_text(), timeout)
+    def __init__(self, cluster: LocalCluster, timeout=60.0):
+        """Reaches the cluster's serving and ingresses over HTTPS, as its access file says."""
+        super().__init__(cluster.access_path, timeout)
 
     def query(self, x):
         return self.predict(x)

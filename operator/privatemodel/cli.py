@@ -7,16 +7,24 @@ import signal
 import sys
 from pathlib import Path
 
+from privatemodel import contract
+
 log = logging.getLogger("privatemodel")
 
 EXIT_BAD_INPUT = 2  # the user's model, query or configuration is wrong
 EXIT_UNAVAILABLE = 3  # a player or the serving endpoint cannot be reached
 
 
+# Commands that run a TensorFlow server in this process: it must listen on loopback only.
+_TENSORFLOW_SERVER_COMMANDS = ("player", "share", "serve")
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    if argv is None and args.run.__name__.lstrip("_") in _TENSORFLOW_SERVER_COMMANDS:
+        _preload_loopback(args)
     try:
         code = args.run(args)
     except Exception as error:  # noqa: BLE001 - every failure leaves as one clear line
@@ -35,7 +43,10 @@ def _parser():
         return sub
 
     def config_option(sub):
-        sub.add_argument("--config", required=True, metavar="HOSTMAP", help="hostmap JSON: player name -> HOST:PORT")
+        sub.add_argument("--config", required=True, metavar="HOSTMAP", help="hostmap JSON: party name -> HOST:PORT (and the TLS mesh)")
+
+    def tls_option(sub, what):
+        sub.add_argument("--tls-dir", help=f"this party's {contract.TLS_CA}, {contract.TLS_CERT}, {contract.TLS_KEY}: {what}")
 
     sub = command("player", _player, "run one SecureNN player (server0, server1 or server2)")
     sub.add_argument("name", metavar="NAME")
@@ -43,28 +54,34 @@ def _parser():
     sub.add_argument("--state-dir", default=".", help="where this player keeps its share of the model")
     sub.add_argument("--threads", type=_positive, default=1,
                      help="TensorFlow threads for this player's ops (default 1: fastest when players share cores)")
+    tls_option(sub, "for the TLS mesh and the ingress")
+    sub.add_argument("--ingress-port", type=int, help="server0/server1: serve clients over HTTPS on this port")
+    sub.add_argument("--ingress-host", default="0.0.0.0", help="address the ingress binds")
+    sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch the ingress stages")
 
     sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step)")
     sub.add_argument("--model", required=True, help="Keras .h5: full model, or weights only with --architecture")
     sub.add_argument("--architecture", help="Keras architecture JSON, for a weights-only .h5")
     config_option(sub)
+    tls_option(sub, "to reach the players through the TLS mesh")
     sub.add_argument("--input-shape", type=_shape, help="expected input shape with batch, e.g. 1,28,28,1")
     sub.add_argument("--output-shape", type=_shape, help="expected output shape with batch, e.g. 1,10")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here (e.g. /dev/termination-log)")
 
     sub = command("serve", _serve, "serve private predictions from the shares on the players")
     config_option(sub)
-    sub.add_argument("--port", type=int, default=8080)
+    tls_option(sub, "required: the HTTPS endpoint's certificate (and the TLS mesh)")
+    sub.add_argument("--port", type=int, default=contract.SERVING_PORT)
     sub.add_argument("--host", default="0.0.0.0", help="address the endpoint binds")
     sub.add_argument("--num-requests", type=_positive, help="answer this many requests, then exit 0")
     sub.add_argument("--wait-after-complete", action="store_true", help="after N requests refuse more but keep running until SIGTERM")
-    sub.add_argument("--max-batch", type=_positive, default=64, help="largest batch one request may carry")
+    sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch one request may carry")
     sub.add_argument("--warm-up", type=_sizes, default=[1], metavar="SIZES", help="batch sizes to compile before ready (default 1)")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here")
 
     sub = command("predict", _predict, "a private prediction: share the query, reconstruct the answer, here only")
-    config_option(sub)
-    sub.add_argument("--server", default="http://127.0.0.1:8080", help="serving endpoint URL")
+    sub.add_argument("--access", required=True, metavar="FILE",
+                     help=f"{contract.ACCESS_FILE}: the HTTPS URLs of serving and of server0's and server1's ingress, and the model's CA")
     sub.add_argument("--input", required=True, nargs="+", help=".npy array or .png image (one example or a batch)")
     sub.add_argument("--json", action="store_true", help="print JSON for scripts")
     sub.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the answer")
@@ -72,7 +89,11 @@ def _parser():
     sub = command("local", _local, "players as processes on this machine")
     sub.add_argument("action", choices=["up", "down", "status"])
     sub.add_argument("--dir", help="where the hostmap, PIDs and logs go (default ~/.cache/privatemodel/local)")
-    sub.add_argument("--manual", metavar="HOST0,HOST1,HOST2", type=lambda s: s.split(","), help="print the commands to run a player on each of these hosts instead")
+    sub.add_argument("--manual", metavar="HOST0,HOST1,HOST2,CONTROLLER", type=_hosts,
+                     help="print how to run the players on three hosts and share/serve on a fourth, over the TLS mesh")
+
+    sub = command("certs", _certs, "a CA and one certificate per party, for players on several hosts")
+    sub.add_argument("--out", required=True, help="directory: OUT/PARTY/ for each party, OUT/ca.crt for clients")
 
     sub = command("demo", _demo, "the whole story on this machine: train, share, serve 3 private predictions")
     sub.add_argument("--dir", help="working directory for players and logs (default: a fresh temporary one)")
@@ -87,14 +108,15 @@ def _player(args):
     from privatemodel.runtime.mpc import hostmap
     from privatemodel.runtime.player.run import run_player
 
-    run_player(args.name, hostmap.load(args.config), args.state_dir, threads=args.threads)
+    run_player(args.name, hostmap.load(args.config), args.state_dir, threads=args.threads, tls_dir=args.tls_dir,
+               ingress_port=args.ingress_port, ingress_host=args.ingress_host, max_batch=args.max_batch)
 
 
 def _share(args):
     from privatemodel.runtime.mpc import hostmap
     from privatemodel.runtime.owner.share import share_model
 
-    manifest = share_model(args.model, hostmap.load(args.config), args.architecture, args.input_shape, args.output_shape)
+    manifest = share_model(args.model, hostmap.load(args.config), args.architecture, args.input_shape, args.output_shape, tls_dir=args.tls_dir)
     print(f"shared {args.model} as {manifest['share_id']}")
 
 
@@ -103,8 +125,10 @@ def _serve(args):
     from privatemodel.runtime.serving.endpoint import ServingEndpoint
     from privatemodel.runtime.serving.server import PrivateModelServer
 
-    server = PrivateModelServer(hostmap.load(args.config), max_batch=args.max_batch)
-    endpoint = ServingEndpoint(server, args.port, args.host, args.num_requests, args.wait_after_complete)
+    if args.tls_dir is None:
+        raise hostmap.HostmapError("serve needs --tls-dir: clients reach it over HTTPS only")
+    server = PrivateModelServer(hostmap.load(args.config), max_batch=args.max_batch, tls_dir=args.tls_dir, work_dir=os.environ.get("TMPDIR", "/tmp"))
+    endpoint = ServingEndpoint(server, args.port, args.tls_dir, args.host, args.num_requests, args.wait_after_complete)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: endpoint.finished.set())
     endpoint.start_http()
@@ -124,11 +148,10 @@ def _serve(args):
 def _predict(args):
     import numpy as np
 
-    from privatemodel.runtime.mpc import hostmap
     from privatemodel.runtime.client.client import PrivateClient
     from privatemodel.runtime.client.inputs import load_query
 
-    client = PrivateClient(hostmap.load(args.config), args.server, timeout=args.timeout)
+    client = PrivateClient(args.access, timeout=args.timeout)
     batch = np.concatenate([load_query(path, client.input_shape) for path in args.input])
     logits = client.predict(batch)
     classes = logits.reshape(len(logits), -1).argmax(axis=1)
@@ -156,6 +179,26 @@ def _local(args):
         print(json.dumps(cluster.status(), indent=2))
 
 
+def _certs(args):
+    from privatemodel import pki
+
+    out = Path(args.out)
+    ca_key, ca_certificate = pki.new_ca(out.resolve().name)
+    for party in contract.PARTY_NAMES:
+        key, certificate = pki.issue(ca_key, ca_certificate, party)
+        pki.write_tls_dir(out / party, ca_certificate, key, certificate)
+    (out / contract.TLS_CA).write_bytes(ca_certificate)
+    print(f"certificates for {', '.join(contract.PARTY_NAMES)} in {out}/PARTY/; clients need {out / contract.TLS_CA}")
+
+
+def _preload_loopback(args):
+    """Re-run this command with TensorFlow's server held on loopback; its HTTPS ports stay public."""
+    from privatemodel.runtime.mpc import loopback
+
+    public_ports = [port for port in (getattr(args, "ingress_port", None), getattr(args, "port", None)) if port]
+    loopback.ensure_preloaded(public_ports)
+
+
 def _demo(args):
     from privatemodel.runtime.demo import run_demo
 
@@ -169,16 +212,18 @@ def _bench(args):
 
 
 def _report(error, error_file):
-    from privatemodel.runtime.client.client import QueryError, ServingError
+    from privatemodel.runtime.client.client import AccessError, QueryError, ServingError
+    from privatemodel.runtime.mpc.loopback import LoopbackError
+    from privatemodel.runtime.mpc.mesh import MeshError
     from privatemodel.runtime.mpc.hostmap import HostmapError, PlayerUnreachable
     from privatemodel.runtime.client.inputs import InputFileError
     from privatemodel.runtime.owner.model import ModelError
     from privatemodel.runtime.serving.server import RequestError
     from privatemodel.runtime.player.storage import NoSharesError
 
-    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError)):
+    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError, AccessError, LoopbackError)):
         code = EXIT_BAD_INPUT
-    elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError)):
+    elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError, MeshError)):
         code = EXIT_UNAVAILABLE
     else:
         log.exception("unexpected failure")
@@ -202,6 +247,13 @@ def _shape(text):
 
 def _sizes(text):
     return list(_shape(text))
+
+
+def _hosts(text):
+    hosts = text.split(",")
+    if len(hosts) != 4 or not all(hosts):
+        raise argparse.ArgumentTypeError(f"expected four hosts HOST0,HOST1,HOST2,CONTROLLER, got {text!r}")
+    return hosts
 
 
 def _positive(text):

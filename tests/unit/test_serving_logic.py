@@ -1,13 +1,19 @@
 """The serving endpoint's own logic (queueing, counting, refusing), with a stand-in for the MPC."""
 import json
+import ssl
 import threading
 import urllib.error
 import urllib.request
 
 import pytest
 
+from privatemodel import contract, pki
 from privatemodel.runtime.serving.endpoint import ServingEndpoint
 from privatemodel.runtime.serving.server import RequestError, batch_buckets
+
+
+def rid(number):
+    return f"{number:032x}"
 
 
 def test_batch_buckets():
@@ -17,23 +23,35 @@ def test_batch_buckets():
 
 
 class RecordingServer:
-    """Stands in for PrivateModelServer: records keys, rejects count 13 like a bad request."""
+    """Stands in for PrivateModelServer: records ids, refuses id 0 before queueing and count 13 while running."""
 
     def __init__(self):
-        self.keys = []
+        self.ids = []
 
-    def predict(self, key, count):
+    def check_request(self, request_id, count, share_id):
+        if request_id == rid(0):
+            raise RequestError("request 0 is not staged")
+
+    def predict(self, request_id, count):
         if count == 13:
             raise RequestError("count 13 is unlucky")
-        self.keys.append(key)
+        self.ids.append(request_id)
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory):
+    ca_key, ca_certificate = pki.new_ca("test")
+    key, certificate = pki.issue(ca_key, ca_certificate, "serve")
+    return pki.write_tls_dir(tmp_path_factory.mktemp("tls"), ca_certificate, key, certificate)
 
 
 @pytest.fixture
-def endpoint_factory():
+def endpoint_factory(tls_dir):
     started = []
 
     def make(**options):
-        endpoint = ServingEndpoint(RecordingServer(), port=0, host="127.0.0.1", **options)
+        endpoint = ServingEndpoint(RecordingServer(), port=0, tls_dir=tls_dir, host="127.0.0.1", **options)
+        endpoint.ca_file = tls_dir / contract.TLS_CA
         endpoint.start_http()
         runner = threading.Thread(target=endpoint.run, daemon=True)
         runner.start()
@@ -47,10 +65,12 @@ def endpoint_factory():
 
 
 def call(endpoint, path, body=None):
-    url = f"http://127.0.0.1:{endpoint.port}{path}"
+    url = f"https://127.0.0.1:{endpoint.port}{path}"
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    context.check_hostname = False  # the certificate names the party, "serve"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10, context=context) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -59,7 +79,7 @@ def call(endpoint, path, body=None):
 def test_not_ready_until_told(endpoint_factory):
     endpoint = endpoint_factory()
     assert call(endpoint, "/healthz") == (503, {"ready": False})
-    assert call(endpoint, "/v1/predict", {"key": "1", "count": 1})[0] == 503
+    assert call(endpoint, "/v1/predict", {"id": rid(1), "count": 1})[0] == 503
     endpoint.ready = True
     assert call(endpoint, "/healthz") == (200, {"ready": True})
 
@@ -69,18 +89,22 @@ def test_bad_requests_are_refused_and_serving_goes_on(endpoint_factory):
     endpoint.ready = True
     assert call(endpoint, "/v1/predict", b"{oops")[0] == 400
     assert call(endpoint, "/v1/predict", {"count": 1})[0] == 400
-    status, body = call(endpoint, "/v1/predict", {"key": "5", "count": 13})
+    assert call(endpoint, "/v1/predict", b'{"id": "%s", "count": Infinity}' % rid(4).encode())[0] == 400
+    assert call(endpoint, "/v1/predict", b"[" * 100000)[0] == 400
+    status, body = call(endpoint, "/v1/predict", {"id": rid(0), "count": 1})
+    assert status == 400 and "not staged" in body["error"]
+    status, body = call(endpoint, "/v1/predict", {"id": rid(5), "count": 13})
     assert status == 400 and "unlucky" in body["error"]
-    assert call(endpoint, "/v1/predict", {"key": "6", "count": 1}) == (200, {"ok": True})
-    assert endpoint.server.keys == [6]
+    assert call(endpoint, "/v1/predict", {"id": rid(6), "count": 1}) == (200, {"ok": True})
+    assert endpoint.server.ids == [rid(6)]
     assert call(endpoint, "/status")[1]["requestsServed"] == 1
 
 
 def test_exactly_n_requests_then_finished(endpoint_factory):
     endpoint = endpoint_factory(num_requests=2)
     endpoint.ready = True
-    assert call(endpoint, "/v1/predict", {"key": "1", "count": 1})[0] == 200
-    assert call(endpoint, "/v1/predict", {"key": "2", "count": 1})[0] == 200
+    assert call(endpoint, "/v1/predict", {"id": rid(1), "count": 1})[0] == 200
+    assert call(endpoint, "/v1/predict", {"id": rid(2), "count": 1})[0] == 200
     assert endpoint.finished.wait(5)
     assert endpoint.status() == {"ready": True, "requestsServed": 2, "numRequests": 2, "completed": True}
 
@@ -88,8 +112,8 @@ def test_exactly_n_requests_then_finished(endpoint_factory):
 def test_wait_after_complete_refuses_more_but_stays_up(endpoint_factory):
     endpoint = endpoint_factory(num_requests=1, wait_after_complete=True)
     endpoint.ready = True
-    assert call(endpoint, "/v1/predict", {"key": "1", "count": 1})[0] == 200
-    status, body = call(endpoint, "/v1/predict", {"key": "2", "count": 1})
+    assert call(endpoint, "/v1/predict", {"id": rid(1), "count": 1})[0] == 200
+    status, body = call(endpoint, "/v1/predict", {"id": rid(2), "count": 1})
     assert status == 410 and "answered all its requests" in body["error"]
     assert not endpoint.finished.is_set()
     assert call(endpoint, "/status")[1]["completed"] is True

@@ -73,7 +73,7 @@ def _bench_private(cluster, x_test, requests):
     time_to_ready = time.perf_counter() - started
     try:
         started = time.perf_counter()
-        client = PrivateClient(cluster.hostmap, serving.url)
+        client = PrivateClient(cluster.access_path)
         connect = time.perf_counter() - started
         one, large = x_test[:1], x_test[:LARGE_BATCH]
         started = time.perf_counter()

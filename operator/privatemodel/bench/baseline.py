@@ -9,7 +9,6 @@ import json
 import sys
 import time
 
-import numpy as np
 
 
 def main():
@@ -21,6 +20,9 @@ def main():
     parser.add_argument("--requests", type=int, required=True)
     args = parser.parse_args()
 
+    from privatemodel.runtime.mpc import loopback
+
+    loopback.ensure_preloaded(module="privatemodel.bench.baseline")
     import tensorflow as tf
 
     from privatemodel.runtime.mpc import hostmap
@@ -28,7 +30,7 @@ def main():
     from privatemodel.runtime.mpc.session import connect_securenn
     from privatemodel.runtime.mpc.tfe import tfe
 
-    connect_securenn(hostmap.load(args.config))
+    connect_securenn(hostmap.load(args.config), "serve")
     keras_model = tf.keras.models.load_model(args.model, compile=False)
     input_shape = [args.batch] + list(keras_model.input_shape[1:])
     output_shape = [args.batch] + list(keras_model.output_shape[1:])

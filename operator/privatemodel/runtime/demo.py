@@ -31,7 +31,7 @@ def run_demo(directory=None) -> int:
             log.info("sharing %s (the model owner's step, in its own process)", model_path)
             subprocess.run(privatemodel_command("share", "--model", str(model_path), "--config", str(cluster.hostmap_path)), check=True)
             serving.start(num_requests=NUM_QUERIES)
-            private = _query_privately(cluster, serving.url, queries)
+            private = _query_privately(cluster, queries)
             exit_code = serving.wait(timeout=30)
             if exit_code != 0:
                 raise RuntimeError(f"serve did not exit 0 after {NUM_QUERIES} requests (exit code {exit_code})")
@@ -46,10 +46,10 @@ def run_demo(directory=None) -> int:
     return 0 if agree == NUM_QUERIES else 1
 
 
-def _query_privately(cluster, url, queries):
+def _query_privately(cluster, queries):
     from privatemodel.runtime.client.client import PrivateClient
 
-    client = PrivateClient(cluster.hostmap, url)
+    client = PrivateClient(cluster.access_path)
     return np.concatenate([client.predict(query) for query in queries])
 
 

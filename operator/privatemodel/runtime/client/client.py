@@ -1,22 +1,28 @@
 """The prediction client: shares its query itself and reconstructs the answer itself.
 
-The plaintext query and answer exist only in this process. Server0 and server1 each receive one
-additive share of the encoded query (one of them uniformly random, from the OS's CSPRNG) and send
-back one share of the answer; the serving endpoint only learns a request key and a batch size.
+It speaks HTTPS only, never TensorFlow gRPC: it stages one additive share of the encoded query on
+each share holder's ingress (one share uniformly random, from the OS's CSPRNG), asks serving to run
+the request, and collects one answer share from each holder with a token that holder alone was
+given. The plaintext query and answer exist only in this process; serving learns a request id and
+a batch size. Each server is verified as its party (server0, server1, serve) under the model's CA.
 """
+import http.client
 import json
 import logging
 import secrets
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
-from privatemodel.runtime.player import staging, storage as shares
-from privatemodel.runtime.mpc.session import connect, device_name
+from privatemodel import contract
 
 log = logging.getLogger(__name__)
+
+SERVING = "serve"  # the serving endpoint's party name, as its certificate says
 
 
 class QueryError(ValueError):
@@ -24,32 +30,116 @@ class QueryError(ValueError):
 
 
 class ServingError(RuntimeError):
-    """The serving endpoint refused or failed the request."""
+    """A server refused or failed the request, or cannot be reached."""
+
+
+class AccessError(ValueError):
+    """The access file is unusable."""
+
+
+def load_access(access) -> dict:
+    """The access file's content ({"serving", "server0", "server1": https URL, "ca": PEM}), checked."""
+    if isinstance(access, (str, Path)):
+        path = Path(access)
+        try:
+            access = json.loads(path.read_text())
+        except OSError as error:
+            raise AccessError(f"cannot read access file {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise AccessError(f"access file {path} is not JSON: {error}") from None
+    missing = [key for key in contract.ACCESS_KEYS if not isinstance(access.get(key), str)]
+    if missing:
+        raise AccessError(f"access file lacks {', '.join(missing)}; expected keys {', '.join(contract.ACCESS_KEYS)}")
+    for key in ("serving",) + contract.SHARE_HOLDERS:
+        if urllib.parse.urlsplit(access[key]).scheme != "https":
+            raise AccessError(f"access file: {key} must be an https:// URL (shares never travel in the clear), got {access[key]!r}")
+    return access
+
+
+class _Party:
+    """Keep-alive HTTPS to one party, verified as that party whatever host its URL names."""
+
+    def __init__(self, party: str, url: str, context: ssl.SSLContext, timeout: float):
+        self.party = party
+        self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.url)
+        self.host, self.port, self.prefix = parts.hostname, parts.port or 443, parts.path
+        self.context = context
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def request(self, method, path, body=None, headers=None, ok=(200, 201)):
+        """(status, headers, body bytes); ServingError unless the status is one of `ok`."""
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request(method, self.prefix + path, body=body, headers=headers or {})
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as error:
+                # A kept-alive connection the server closed meanwhile: one fresh try.
+                self._local.connection = None
+                connection.close()
+                if attempt == 2:
+                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
+            except ssl.SSLCertVerificationError as error:
+                self._local.connection = None
+                raise ServingError(f"{self.party} at {self.url} is not the model's {self.party}: {error.verify_message}") from None
+            except (OSError, http.client.HTTPException) as error:
+                self._local.connection = None
+                connection.close()
+                raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
+        if response.status not in ok:
+            raise ServingError(f"{self.party} at {self.url} refused {method} {path} ({response.status}): {_error_text(data)}")
+        return response.status, response.headers, data
+
+    def _connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _VerifiedConnection(self.host, self.port, self.party, self.context, self.timeout)
+            self._local.connection = connection
+        return connection
+
+
+class _VerifiedConnection(http.client.HTTPSConnection):
+    def __init__(self, host, port, party, context, timeout):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.party = party
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.party)
 
 
 class PrivateClient:
-    def __init__(self, hostmap: dict, server_url: str, timeout: float = 60.0):
-        self.hostmap = hostmap
-        self.server_url = server_url.rstrip("/")
-        self.timeout = timeout
-        connect(hostmap, timeout=min(timeout, 10.0))
-        manifest = shares.read_consistent_manifest(hostmap)
-        self.input_shape = tuple(manifest["model"]["input_shape"])
-        self.output_shape = tuple(manifest["model"]["output_shape"])
-        self.scaling_factor = manifest["encoding"]["scaling_factor"]
-        self.max_abs_value = manifest["encoding"]["max_abs_value"]
+    def __init__(self, access, timeout: float = 60.0):
+        access = load_access(access)
+        context = ssl.create_default_context(cadata=access["ca"])
+        self.serving = _Party(SERVING, access["serving"], context, timeout)
+        self.holders = [_Party(player, access[player], context, timeout) for player in contract.SHARE_HOLDERS]
+        self.refresh_metadata()
+
+    def refresh_metadata(self) -> None:
+        """The public facts of the shared model, from server0's ingress (a re-share changes them)."""
+        _, _, data = self.holders[0].request("GET", "/v2/model")
+        metadata = json.loads(data)
+        self.share_id = metadata["shareId"]
+        self.input_shape = tuple(metadata["inputShape"])
+        self.output_shape = tuple(metadata["outputShape"])
+        self.output_activation = metadata.get("outputActivation", "linear")
+        self.scaling_factor = metadata["encoding"]["scaling_factor"]
+        self.max_abs_value = metadata["encoding"]["max_abs_value"]
+        self.max_batch = metadata["maxBatch"]
 
     def predict(self, x) -> np.ndarray:
         """Logits for a batch (n, *input_shape), or for one example given without the batch axis."""
         batch = self.check_query(x)
-        key = staging.new_key()
         started = time.monotonic()
-        share0, share1 = self._share(batch)
-        self._stage(key, share0, share1)
-        self._ask_server(key, len(batch))
-        answer = self._collect(key)
+        answers = [self._predict_batch(batch[start:start + self.max_batch]) for start in range(0, len(batch), self.max_batch)]
+        answer = np.concatenate(answers)
         log.info("private prediction of %d example(s) in %.1f ms", len(batch), 1000 * (time.monotonic() - started))
-        return answer.reshape((len(batch),) + self.output_shape)
+        return answer
 
     def check_query(self, x) -> np.ndarray:
         x = np.asarray(x)
@@ -69,6 +159,25 @@ class PrivateClient:
             raise QueryError(f"query values must lie within ±{self.max_abs_value:g} (fixed-point range), got {np.abs(x).max():g}")
         return x
 
+    def _predict_batch(self, batch) -> np.ndarray:
+        request_id = secrets.token_hex(16)
+        tokens = [secrets.token_urlsafe(32) for _ in self.holders]
+        staged = []
+        try:
+            for holder, token, share in zip(self.holders, tokens, self._share(batch)):
+                holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
+                               headers=_auth(token, {"Content-Type": "application/octet-stream", "X-Batch-Size": str(len(batch))}))
+                staged.append((holder, token))
+            body = json.dumps({"id": request_id, "count": len(batch), "shareId": self.share_id}).encode()
+            self.serving.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
+            parts = [self._collect(holder, token, request_id) for holder, token in staged]
+        except BaseException:
+            self._drop(request_id, staged)
+            raise
+        with np.errstate(over="ignore"):
+            logits = (parts[0] + parts[1]).astype(np.float64) / self.scaling_factor
+        return logits.reshape((len(batch),) + self.output_shape)
+
     def _share(self, x):
         """Fixed-point encode, then split into two shares that add up to it modulo 2**64."""
         encoded = (x * self.scaling_factor).astype(np.int64)
@@ -76,41 +185,28 @@ class PrivateClient:
         with np.errstate(over="ignore"):
             return mask, encoded - mask
 
-    def _stage(self, key, share0, share1):
-        import tensorflow as tf
+    @staticmethod
+    def _collect(holder, token, request_id):
+        _, headers, data = holder.request("GET", f"/v2/requests/{request_id}/output", headers=_auth(token))
+        shape = tuple(int(d) for d in headers.get("X-Shape", "").split(",") if d)
+        return np.frombuffer(data, dtype="<i8").reshape(shape)
 
-        for player, share in zip(shares.SHARE_HOLDERS, (share0, share1)):
-            with tf.device(device_name(player)):
-                staging.stage(staging.INPUTS, tf.constant(key, tf.int64), tf.constant(share))
-
-    def _ask_server(self, key, count):
-        body = json.dumps({"key": str(key), "count": count}).encode()
-        request = urllib.request.Request(
-            f"{self.server_url}/v1/predict", data=body, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            reason = _error_text(error)
-            raise ServingError(f"serving endpoint {self.server_url} refused the request ({error.code}): {reason}") from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ServingError(f"serving endpoint {self.server_url} is unreachable: {reason}") from None
-
-    def _collect(self, key):
-        import tensorflow as tf
-
-        parts = []
-        for player in shares.SHARE_HOLDERS:
-            with tf.device(device_name(player)):
-                parts.append(staging.unstage(staging.OUTPUTS, tf.constant(key, tf.int64)).numpy())
-        with np.errstate(over="ignore"):
-            return (parts[0] + parts[1]) / self.scaling_factor
+    @staticmethod
+    def _drop(request_id, staged):
+        """Best effort: a failed request should not wait on the holders until it expires."""
+        for holder, token in staged:
+            try:
+                holder.request("DELETE", f"/v2/requests/{request_id}", headers=_auth(token), ok=(200, 404))
+            except ServingError:
+                pass
 
 
-def _error_text(error):
+def _auth(token, headers=None):
+    return {**(headers or {}), "Authorization": f"Bearer {token}"}
+
+
+def _error_text(data: bytes) -> str:
     try:
-        return json.loads(error.read())["error"]
-    except (ValueError, KeyError, OSError):
-        return error.reason
+        return json.loads(data)["error"]
+    except (ValueError, KeyError, TypeError):
+        return data[:200].decode(errors="replace") or "(no reason given)"

@@ -1,19 +1,24 @@
 """Players and serving as processes on this machine, for development, demos and tests.
 
 Everything a local cluster starts is recorded in its directory (hostmap, PIDs, one log each), so
-`down` stops exactly those processes and nothing else.
+`down` stops exactly those processes and nothing else. Nothing listens beyond loopback: TensorFlow
+servers are held there by mpc/loopback, the ingresses and serving bind 127.0.0.1. `up` makes a CA
+for the cluster and one certificate per party, in that party's state directory (mode 0600), and
+the clients' access file (access.json): clients reach the ingresses and serving over HTTPS.
 """
 import json
 import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from privatemodel import contract, pki
 from privatemodel.runtime.mpc import hostmap as hostmaps
 from privatemodel.runtime.reference import cache_dir
 
@@ -100,36 +105,67 @@ class LocalCluster:
     def __init__(self, directory=None):
         self.directory = Path(directory) if directory else default_dir()
         self.hostmap_path = self.directory / "hostmap.json"
+        self.access_path = self.directory / contract.ACCESS_FILE
+        self.ingress_ports_path = self.directory / "ingress-ports.json"
         self.players = {name: LocalProcess(name, self.directory) for name in hostmaps.PLAYER_NAMES}
 
     @property
-    def hostmap(self) -> dict:
+    def hostmap(self) -> hostmaps.Hostmap:
         return hostmaps.load(self.hostmap_path)
 
-    def state_dir(self, player: str) -> Path:
-        return self.directory / "state" / player
+    def state_dir(self, party: str) -> Path:
+        return self.directory / "state" / party
 
-    def up(self) -> dict:
+    def tls_dir(self, party: str) -> Path:
+        return self.state_dir(party) / "tls"
+
+    def ingress_url(self, player: str) -> str:
+        return f"https://127.0.0.1:{json.loads(self.ingress_ports_path.read_text())[player]}"
+
+    def up(self) -> hostmaps.Hostmap:
         self.directory.mkdir(parents=True, exist_ok=True)
         running = {name: p.pid for name, p in self.players.items()}
         if all(running.values()):
             log.info("local players already running: %s", running)
             return self.hostmap
         self.down()
-        hostmap = {name: f"127.0.0.1:{free_port()}" for name in hostmaps.PLAYER_NAMES}
+        hostmap = hostmaps.validate({name: f"127.0.0.1:{free_port()}" for name in hostmaps.PLAYER_NAMES})
         hostmaps.save(self.hostmap_path, hostmap)
+        ingress_ports = {name: free_port() for name in contract.SHARE_HOLDERS}
+        self.ingress_ports_path.write_text(json.dumps(ingress_ports))
+        self._issue_certificates()
         started = time.monotonic()
         for name, process in self.players.items():
-            process.start(privatemodel_command("player", name, "--config", str(self.hostmap_path), "--state-dir", str(self.state_dir(name))))
+            command = ["player", name, "--config", str(self.hostmap_path), "--state-dir", str(self.state_dir(name)),
+                       "--tls-dir", str(self.tls_dir(name))]
+            if name in ingress_ports:
+                command += ["--ingress-port", str(ingress_ports[name]), "--ingress-host", "127.0.0.1"]
+            process.start(privatemodel_command(*command))
         for name, process in self.players.items():
+            addresses = [hostmap[name]] + ([f"127.0.0.1:{ingress_ports[name]}"] if name in ingress_ports else [])
             _wait_until(
-                lambda: _listening(hostmap[name]),
+                lambda: all(_listening(address) for address in addresses),
                 lambda: process.pid is None,
-                f"player {name} ({hostmap[name]})",
+                f"player {name} ({', '.join(addresses)})",
                 process,
             )
-        log.info("local players up in %.1f s: %s (logs in %s)", time.monotonic() - started, hostmap, self.directory)
+        log.info("local players up in %.1f s: %s (logs in %s)", time.monotonic() - started, dict(hostmap.players), self.directory)
         return hostmap
+
+    def _issue_certificates(self) -> None:
+        """A fresh CA per `up`; its key is dropped once every party has its certificate."""
+        ca_key, ca_certificate = pki.new_ca(f"local {self.directory}")
+        for party in contract.PARTY_NAMES:
+            key, certificate = pki.issue(ca_key, ca_certificate, party)
+            pki.write_tls_dir(self.tls_dir(party), ca_certificate, key, certificate)
+        self.ca_certificate = ca_certificate
+
+    def write_access(self, serving_url: str) -> Path:
+        """The clients' access file for this cluster's serving."""
+        access = {"serving": serving_url, **{name: self.ingress_url(name) for name in contract.SHARE_HOLDERS},
+                  "ca": (self.tls_dir("serve") / contract.TLS_CA).read_text()}
+        self.access_path.write_text(json.dumps(access, indent=2) + "\n")
+        return self.access_path
 
     def down(self) -> list[str]:
         stopped = [name for name, process in self.players.items() if process.stop()]
@@ -138,23 +174,41 @@ class LocalCluster:
         return stopped
 
     def status(self) -> dict:
-        hostmap = self.hostmap if self.hostmap_path.exists() else {}
+        players = self.hostmap.players if self.hostmap_path.exists() else {}
         return {
             name: {
                 "pid": process.pid,
-                "address": hostmap.get(name),
-                "listening": bool(hostmap) and _listening(hostmap[name]),
+                "address": players.get(name),
+                "listening": bool(players) and _listening(players[name]),
                 "log": str(process.log_file),
             }
             for name, process in self.players.items()
         }
 
-    def manual_commands(self, hosts: list[str], port: int = 4440) -> str:
-        """For players on several machines: the hostmap and the exact command to run on each."""
-        hostmap = {name: f"{host}:{port}" for name, host in zip(hostmaps.PLAYER_NAMES, hosts)}
-        lines = ["Save this as hostmap.json on every host and on the machines that share, serve and predict:", json.dumps(hostmap, indent=2), ""]
-        for name, host in zip(hostmaps.PLAYER_NAMES, hosts):
-            lines.append(f"on {host}:  privatemodel player {name} --config hostmap.json --state-dir ./privatemodel-{name}")
+    @staticmethod
+    def manual_commands(hosts: list[str]) -> str:
+        """Players on three machines and the controllers (share, serve) on a fourth, over the TLS mesh."""
+        players, controller = hosts[:3], hosts[3]
+        mesh = {name: f"{host}:{contract.MESH_PORT}" for name, host in zip(hostmaps.PLAYER_NAMES, players)}
+        mesh.update({name: f"{controller}:{contract.MESH_PORT + 1 + index}" for index, name in enumerate(contract.CONTROLLER_NAMES)})
+        hostmap = hostmaps.validate({**{name: f"127.0.0.1:{port}" for name, port in contract.MESH_TF_PORTS.items()}, "mesh": mesh})
+        lines = [
+            "1. Make the certificates once (a CA and one certificate per party) and copy certs/PARTY/ to that",
+            "   party's host only:  privatemodel certs --out certs",
+            "2. Save this as hostmap.json on every host:",
+            json.dumps(hostmap.to_dict(), indent=2),
+            "3. Start the players (each reachable by the others and the controller host on its mesh port only):",
+        ]
+        for name, host in zip(hostmaps.PLAYER_NAMES, players):
+            ingress = f" --ingress-port {contract.INGRESS_PORT}" if name in contract.SHARE_HOLDERS else ""
+            lines.append(f"   on {host}:  privatemodel player {name} --config hostmap.json --tls-dir certs/{name}{ingress}")
+        lines += [
+            f"4. On {controller}:  privatemodel share --model model.h5 --config hostmap.json --tls-dir certs/share",
+            f"   then:  privatemodel serve --config hostmap.json --tls-dir certs/serve --port {contract.SERVING_PORT}",
+            "5. Clients need an access file: {\"serving\": \"https://%s:%d\", \"server0\": \"https://%s:%d\", "
+            "\"server1\": \"https://%s:%d\", \"ca\": \"<certs/ca.crt>\"}"
+            % (controller, contract.SERVING_PORT, players[0], contract.INGRESS_PORT, players[1], contract.INGRESS_PORT),
+        ]
         return "\n".join(lines)
 
 
@@ -165,24 +219,21 @@ class LocalServing:
         self.cluster = cluster
         self.port = port or free_port()
         self.process = LocalProcess("serve", cluster.directory)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
 
     def start(self, num_requests=None, extra_args=()) -> str:
         self.process.stop()
-        args = ["serve", "--config", str(self.cluster.hostmap_path), "--port", str(self.port), "--host", "127.0.0.1", *extra_args]
+        args = ["serve", "--config", str(self.cluster.hostmap_path), "--port", str(self.port), "--host", "127.0.0.1",
+                "--tls-dir", str(self.cluster.tls_dir("serve")), *extra_args]
         if num_requests is not None:
             args += ["--num-requests", str(num_requests)]
         started = time.monotonic()
         self.process.start(privatemodel_command(*args))
-        _wait_until(lambda: _healthy(self.url), lambda: self.process.pid is None, f"serving at {self.url}", self.process)
+        ca_file = self.cluster.tls_dir("serve") / contract.TLS_CA
+        _wait_until(lambda: _healthy(self.url, ca_file), lambda: self.process.pid is None, f"serving at {self.url}", self.process)
         log.info("serving ready at %s in %.1f s", self.url, time.monotonic() - started)
-        self.url_file(self.cluster).write_text(self.url)
+        self.cluster.write_access(self.url)
         return self.url
-
-    @staticmethod
-    def url_file(cluster: LocalCluster) -> Path:
-        """Where clients in other processes find the endpoint of this cluster's serving."""
-        return cluster.directory / "serve.url"
 
     def wait(self, timeout: float = 60.0) -> int | None:
         """Wait for serve to exit by itself (after its N requests): its exit code, or None."""
@@ -210,9 +261,11 @@ def _listening(address: str) -> bool:
         return False
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, ca_file: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False  # the certificate names the party ("serve"), not 127.0.0.1; the CA is checked
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as response:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0, context=context) as response:
             return response.status == 200
     except OSError:
         return False

@@ -1,57 +1,60 @@
-"""Connecting this process to the three players.
+"""Connecting a controller (the sharing step or serving) to the three players.
 
 TensorFlow 2 runs one controller per process: the process that connects builds the graphs and the
 players execute them. Shares stay on the players; only what a graph explicitly fetches comes back.
+Connecting opens a TensorFlow server in this process too (players fetch tensors from it): like
+every party's, it listens on loopback only, and players reach it through the mesh.
 """
 import logging
 import socket
 import time
+from pathlib import Path
 
 from privatemodel.runtime.mpc import hostmap as hostmaps
+from privatemodel.runtime.mpc import loopback
+from privatemodel.runtime.mpc.mesh import Mesh
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "tfe"  # tf-encrypted's RemoteConfig job name; players and controllers must agree
+CONTROLLER_JOB = "localhost"
 
 
 def device_name(player: str) -> str:
     return f"/job:{JOB_NAME}/replica:0/task:{hostmaps.PLAYER_NAMES.index(player)}/device:CPU:0"
 
 
-def connect(hostmap: dict, timeout: float = 10.0) -> None:
-    """Connect to all players, after checking each answers, so a dead one is named instead of awaited."""
+def connect(hostmap: hostmaps.Hostmap, controller: str, tls_dir=None, work_dir=None, timeout: float = 10.0):
+    """Join the players as `controller` ("share" or "serve"); returns the mesh this process runs, if any."""
     import tensorflow as tf
 
+    loopback.check_active()
     started = time.monotonic()
+    mesh = None
+    if hostmap.mesh:
+        if tls_dir is None:
+            raise hostmaps.HostmapError("the hostmap names a TLS mesh: pass --tls-dir with this party's certificate")
+        mesh = Mesh(controller, hostmap, tls_dir, work_dir or Path.cwd()).start()
     hostmaps.check_reachable(hostmap, timeout=timeout)
-    controller = controller_address(hostmap)
-    cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.values()), "localhost": [controller]})
-    tf.config.experimental_connect_to_cluster(cluster, job_name="localhost")
-    log.info("connected to players %s as %s in %.2f s", dict(hostmap), controller, time.monotonic() - started)
+    address = hostmap.controllers.get(controller) or f"127.0.0.1:{_free_loopback_port()}"
+    cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.players.values()), CONTROLLER_JOB: [address]})
+    tf.config.experimental_connect_to_cluster(cluster, job_name=CONTROLLER_JOB)
+    log.info("connected to players %s as %s (%s) in %.2f s", dict(hostmap.players), controller, address, time.monotonic() - started)
+    return mesh
 
 
-def controller_address(hostmap: dict) -> str:
-    """HOST:PORT where the players can reach this process: graphs make them fetch tensors from it.
-
-    TensorFlow's default, localhost:PORT, only works when every player runs on this machine. The
-    address this machine uses towards server0 is the one the players see (a pod's IP in Kubernetes).
-    """
-    host, port = hostmaps.parse_address(hostmap[hostmaps.PLAYER_NAMES[0]])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((host, port))  # UDP: picks the route and source address, sends nothing
-        own_ip = probe.getsockname()[0]
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as free:
-        free.bind(("", 0))
-        free_port = free.getsockname()[1]
-    return f"{own_ip}:{free_port}"
+def _free_loopback_port() -> int:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return free.getsockname()[1]
 
 
-def connect_securenn(hostmap: dict, timeout: float = 10.0):
+def connect_securenn(hostmap: hostmaps.Hostmap, controller: str, tls_dir=None, work_dir=None, timeout: float = 10.0):
     """Connect and return the SecureNN protocol over these players (server2 is the crypto producer)."""
     from privatemodel.runtime.mpc.tfe import tfe
 
-    connect(hostmap, timeout)
-    config = tfe.RemoteConfig(hostmap, job_name=JOB_NAME)
+    connect(hostmap, controller, tls_dir, work_dir, timeout)
+    config = tfe.RemoteConfig(dict(hostmap.players), job_name=JOB_NAME)
     tfe.set_config(config)
     protocol = tfe.protocol.SecureNN()
     tfe.set_protocol(protocol)

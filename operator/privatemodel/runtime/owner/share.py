@@ -5,6 +5,7 @@ derives its share from a seed, server1 gets the masked difference) and writes it
 """
 import datetime
 import logging
+import os
 import secrets
 import time
 
@@ -18,7 +19,7 @@ from privatemodel.runtime.mpc.session import connect_securenn
 log = logging.getLogger(__name__)
 
 
-def share_model(model_path, hostmap, architecture=None, input_shape=None, output_shape=None) -> dict:
+def share_model(model_path, hostmap, architecture=None, input_shape=None, output_shape=None, tls_dir=None) -> dict:
     """Validate the model, then share it; nothing on the players changes unless validation passes."""
     started = time.monotonic()
     keras_model = models.load_keras_model(model_path, architecture)
@@ -30,7 +31,7 @@ def share_model(model_path, hostmap, architecture=None, input_shape=None, output
         summary.input_shape, summary.output_shape,
     )
 
-    protocol = connect_securenn(hostmap)
+    protocol = connect_securenn(hostmap, "share", tls_dir, work_dir=os.environ.get("TMPDIR", "/tmp"))
     previous = _previous_share_id(hostmap)
     share_id = secrets.token_hex(8)
     flat = np.concatenate([w.ravel() for w in weights]).astype(np.float64)

@@ -11,9 +11,12 @@ import numpy as np
 
 from privatemodel.runtime.mpc.session import device_name
 
+from privatemodel.contract import SHARE_HOLDERS
+
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-SHARE_HOLDERS = ("server0", "server1")
+# Query and answer shares in flight, staged by the holder's ingress (see player/ingress.py).
+REQUESTS_DIR = "requests"
 
 
 class NoSharesError(RuntimeError):
@@ -89,3 +92,57 @@ def split_shares(flat_share, weight_shapes):
 
     sizes = [int(np.prod(shape)) for shape in weight_shapes]
     return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat_share, sizes), weight_shapes)]
+
+
+def read_local_manifest(state_dir) -> dict | None:
+    """The manifest as the player itself reads it from its own disk (the ingress does)."""
+    from pathlib import Path
+
+    try:
+        return json.loads((Path(state_dir) / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def read_request_input(player: str, request_id, count, example_shape):
+    """Graph op on `player`: the query share its ingress staged under request_id, [count, *example_shape]."""
+    import tensorflow as tf
+
+    with tf.device(device_name(player)):
+        path = tf.strings.join([REQUESTS_DIR, "/", request_id, ".in"])
+        flat = tf.io.decode_raw(tf.io.read_file(path), tf.int64, little_endian=True)
+        return tf.reshape(flat, tf.concat([[count], example_shape], axis=0))
+
+
+def write_request_output(player: str, request_id, share) -> None:
+    """Graph op on `player`: the answer share, where its ingress hands it to the client."""
+    import tensorflow as tf
+
+    with tf.device(device_name(player)):
+        path = tf.strings.join([REQUESTS_DIR, "/", request_id, ".out"])
+        tf.io.write_file(path, tf.io.serialize_tensor(share))
+
+
+def request_staged(player: str, request_id: str) -> bool:
+    import tensorflow as tf
+
+    with tf.device(device_name(player)):
+        return int(tf.size(tf.io.matching_files(f"{REQUESTS_DIR}/{request_id}.in"))) == 1
+
+
+def parse_tensor_file(path) -> np.ndarray:
+    """An int64 tensor a graph serialized (tf.io.serialize_tensor); ValueError if incomplete."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.framework import tensor_pb2
+
+    proto = tensor_pb2.TensorProto()
+    data = open(path, "rb").read()
+    try:
+        proto.ParseFromString(data)
+    except DecodeError:
+        raise ValueError(f"{path} is not a complete tensor") from None
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    values = np.frombuffer(proto.tensor_content, dtype="<i8")
+    if proto.dtype != 9 or values.size != int(np.prod(shape)):  # 9: DT_INT64
+        raise ValueError(f"{path} is not a complete int64 tensor")
+    return values.reshape(shape)

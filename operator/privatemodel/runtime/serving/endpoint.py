@@ -1,10 +1,12 @@
-"""The serving endpoint: HTTP for coordination only. No share, query or answer crosses it.
+"""The serving endpoint: HTTPS for coordination only. No share, query or answer crosses it.
 
 GET  /healthz      200 once a client can safely connect (shares loaded, graphs warm), else 503
 GET  /status       {"ready", "requestsServed", "numRequests", "completed"}
-POST /v1/predict   {"key": "<request key>", "count": n}: the client staged its input shares under
-                   key; the answer's shares are staged under the same key when this returns 200.
-Requests run one at a time on one worker thread (TensorFlow graphs on the players), in arrival order.
+POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the query was made for>"}:
+                   the client staged its query shares under id on both holders' ingress; when this
+                   returns 200 the answer shares wait there under the same id.
+Requests are checked (staged on both holders, for the shares being served) before they are queued,
+then run one at a time on one worker thread (TensorFlow graphs on the players), in arrival order.
 """
 import json
 import logging
@@ -13,8 +15,8 @@ import threading
 import time
 from concurrent.futures import Future
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from privatemodel.runtime.mpc.https import BadRequest, HTTPSServer, JSONHandler
 from privatemodel.runtime.serving.server import RequestError
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ MAX_BODY = 4096
 
 
 class ServingEndpoint:
-    def __init__(self, server, port: int, host: str = "0.0.0.0", num_requests=None, wait_after_complete=False):
+    def __init__(self, server, port: int, tls_dir, host: str = "0.0.0.0", num_requests=None, wait_after_complete=False):
         self.server = server
         self.num_requests = num_requests
         self.wait_after_complete = wait_after_complete
@@ -34,8 +36,7 @@ class ServingEndpoint:
         self._jobs = queue.Queue()
         self._accepting = True
         self._state_lock = threading.Lock()
-        self.http = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.http.daemon_threads = True
+        self.http = HTTPSServer((host, port), _handler_for(self), tls_dir)
         self.port = self.http.server_address[1]
 
     @property
@@ -82,15 +83,17 @@ class ServingEndpoint:
                 self.ready = False
                 self.finished.set()
 
-    def submit(self, key, count) -> Future:
-        """Queued in arrival order; the future holds None or the RequestError."""
+    def submit(self, request_id, count, share_id=None) -> Future:
+        """Checked, then queued in arrival order; the future holds None or the RequestError."""
         future = Future()
         with self._state_lock:
             if not self._accepting or self.completed:
                 raise _Refused(HTTPStatus.GONE, "this model has answered all its requests" if self.completed else "shutting down")
             if not self.ready:
                 raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE, "not ready yet")
-            self._jobs.put((key, count, future))
+        self.server.check_request(request_id, count, share_id)
+        with self._state_lock:
+            self._jobs.put((request_id, count, future))
         return future
 
     def _work(self):
@@ -98,10 +101,10 @@ class ServingEndpoint:
             job = self._jobs.get()
             if job is None:
                 break
-            key, count, future = job
+            request_id, count, future = job
             started = time.monotonic()
             try:
-                self.server.predict(key, count)
+                self.server.predict(request_id, count)
             except RequestError as error:
                 log.warning("request rejected: %s", error)
                 future.set_result(error)
@@ -137,54 +140,45 @@ class _Refused(Exception):
 
 
 def _handler_for(endpoint: ServingEndpoint):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # requests are logged by the worker, with timings
-            pass
-
+    class Handler(JSONHandler):
         def do_GET(self):
             if self.path == "/healthz":
                 ready = endpoint.ready and not endpoint.finished.is_set()
-                self._reply(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
+                self.reply_json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
             elif self.path == "/status":
-                self._reply(HTTPStatus.OK, endpoint.status())
+                self.reply_json(HTTPStatus.OK, endpoint.status())
             else:
-                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path}"})
+                self.reply_error(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
 
         def do_POST(self):
             if self.path != "/v1/predict":
-                return self._reply(HTTPStatus.NOT_FOUND, {"error": f"no such path {self.path}"})
+                return self.reply_error(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
             try:
-                key, count = self._parse_request()
-                future = endpoint.submit(key, count)
-                outcome = future.result()
+                request_id, count, share_id = self._parse_request()
+                outcome = endpoint.submit(request_id, count, share_id).result()
             except _Refused as refused:
-                return self._reply(refused.status, {"error": str(refused)})
-            except RequestError as error:
-                return self._reply(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+                return self.reply_error(refused.status, str(refused))
+            except (RequestError, BadRequest) as error:
+                return self.reply_error(HTTPStatus.BAD_REQUEST, str(error))
             except Exception as error:  # noqa: BLE001
-                return self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(error).__name__}: {error}"})
+                log.exception("request failed")
+                return self.reply_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
             if isinstance(outcome, RequestError):
-                return self._reply(HTTPStatus.BAD_REQUEST, {"error": str(outcome)})
-            self._reply(HTTPStatus.OK, {"ok": True})
+                return self.reply_error(HTTPStatus.BAD_REQUEST, str(outcome))
+            self.reply_json(HTTPStatus.OK, {"ok": True})
 
         def _parse_request(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 < length <= MAX_BODY:
-                raise RequestError(f"request body must be 1 to {MAX_BODY} bytes of JSON")
+            usage = 'request body must be JSON {"id": "<32 hex digits>", "count": <integer>, "shareId": "<string>"}'
             try:
-                body = json.loads(self.rfile.read(length))
-                return int(body["key"]), body["count"]
-            except (ValueError, KeyError, TypeError):
-                raise RequestError('request body must be JSON {"key": "<integer>", "count": <integer>}') from None
-
-        def _reply(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+                body = json.loads(self.read_body(MAX_BODY), parse_constant=_refuse_constant)
+            except (ValueError, RecursionError):
+                raise BadRequest(usage) from None
+            if not isinstance(body, dict) or "id" not in body or "count" not in body:
+                raise BadRequest(usage)
+            return body["id"], body["count"], body.get("shareId")
 
     return Handler
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")

@@ -1,24 +1,27 @@
 """Private predictions on the shares already on the players; no .h5 needed.
 
-One tf.function per batch size bucket: take the request's input shares from the staging maps,
-run the SecureNN model, stage the output shares for the client. Nothing is revealed anywhere: the
-client alone adds the two output shares.
+One tf.function per batch size bucket: read the request's query shares where each holder's ingress
+staged them, run the SecureNN model, write the answer shares beside them for the ingress to hand
+to the client. Nothing is revealed anywhere: the client alone adds the two answer shares.
 """
 import copy
 import logging
+import re
+import secrets
 import threading
 import time
 
 import numpy as np
 
+from privatemodel.contract import DEFAULT_MAX_BATCH
 from privatemodel.runtime.mpc import hostmap as hostmaps
-from privatemodel.runtime.player import staging, storage as shares
-from privatemodel.runtime.owner.model import ModelSummary
 from privatemodel.runtime.mpc.session import connect_securenn, device_name
+from privatemodel.runtime.owner.model import ModelSummary
+from privatemodel.runtime.player import storage as shares
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 64
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RequestError(ValueError):
@@ -35,8 +38,10 @@ def batch_buckets(max_batch: int) -> list[int]:
 
 
 class PrivateModelServer:
-    def __init__(self, hostmap: dict, max_batch: int = DEFAULT_MAX_BATCH):
+    def __init__(self, hostmap, max_batch: int = DEFAULT_MAX_BATCH, tls_dir=None, work_dir=None):
         self.hostmap = hostmap
+        self.tls_dir = tls_dir
+        self.work_dir = work_dir
         self.buckets = batch_buckets(max_batch)
         self.max_batch = max_batch
         self._steps = {}
@@ -45,7 +50,7 @@ class PrivateModelServer:
     def load(self) -> None:
         """Connect, and read the shares into the players' memory; fails if there are none."""
         started = time.monotonic()
-        self.protocol = connect_securenn(self.hostmap)
+        self.protocol = connect_securenn(self.hostmap, "serve", self.tls_dir, self.work_dir)
         self.manifest = shares.read_consistent_manifest(self.hostmap)
         self.summary = ModelSummary.from_dict(self.manifest["model"])
         share_id = self.manifest["share_id"]
@@ -61,28 +66,48 @@ class PrivateModelServer:
 
     def warm_up(self, batch_sizes=(1,)) -> None:
         """Trace and run each graph once, so the first real request is not the slow one."""
+        import tensorflow as tf
+
         for count in batch_sizes:
             started = time.monotonic()
-            key = staging.new_key()
-            zeros = np.zeros((count,) + self.summary.input_shape, dtype=np.int64)
-            self._stage_inputs(key, zeros, zeros)
-            self.predict(key, count)
-            self._discard_outputs(key)
+            request_id = secrets.token_hex(16)
+            zeros = np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()
+            for player in shares.SHARE_HOLDERS:
+                with tf.device(device_name(player)):
+                    tf.io.write_file(f"{shares.REQUESTS_DIR}/{request_id}.in", zeros)
+            self.predict(request_id, count)
+            for player in shares.SHARE_HOLDERS:
+                with tf.device(device_name(player)):
+                    for suffix in (".in", ".out"):
+                        tf.io.write_file(f"{shares.REQUESTS_DIR}/{request_id}{suffix}", b"")
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
 
     def check_players(self) -> None:
         hostmaps.check_reachable(self.hostmap, timeout=2.0)
 
-    def predict(self, key: int, count: int) -> None:
-        if not isinstance(count, int) or not 1 <= count <= self.max_batch:
+    def check_request(self, request_id, count, share_id=None) -> None:
+        """Before a request is queued: well-formed, for these shares, staged on both holders."""
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.max_batch:
             raise RequestError(f"count must be an integer from 1 to {self.max_batch}, got {count!r}")
-        if not isinstance(key, int) or not 0 <= key < 2**63:
-            raise RequestError(f"key must be an integer from 0 to 2**63-1, got {key!r}")
+        if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+            raise RequestError("id must be 32 lowercase hex digits")
+        if share_id is not None and share_id != self.manifest["share_id"]:
+            raise RequestError(
+                f"the client prepared its query for shares {share_id}, this server serves {self.manifest['share_id']}: "
+                "the model was shared again; fetch the model's metadata and retry"
+            )
+        missing = [player for player in shares.SHARE_HOLDERS if not shares.request_staged(player, request_id)]
+        if missing:
+            raise RequestError(f"request {request_id} is not staged on {', '.join(missing)} (never staged, or expired)")
+
+    def predict(self, request_id: str, count: int) -> None:
         import tensorflow as tf
 
         bucket = next(size for size in self.buckets if size >= count)
         try:
-            self._step(bucket)(tf.constant(key, tf.int64), tf.constant(count, tf.int32))
+            self._step(bucket)(tf.constant(request_id), tf.constant(count, tf.int32))
+        except tf.errors.NotFoundError:
+            raise RequestError(f"request {request_id} expired before it ran") from None
         except tf.errors.InvalidArgumentError as error:
             raise RequestError(f"staged input does not fit the model input {self.summary.input_shape} x {count}: {error.message.splitlines()[0]}") from None
 
@@ -106,36 +131,21 @@ class PrivateModelServer:
         model = tfe.keras.models.model_from_config(_with_batch_size(self.summary.config, bucket))
         model.set_weights(list(self._weights))
         example_shape = list(self.summary.input_shape)
-        example_size = int(np.prod(example_shape))
 
-        def padded_input(player, key, count):
+        def padded_input(player, request_id, count):
+            rows = shares.read_request_input(player, request_id, count, example_shape)
             with tf.device(device_name(player)):
-                rows = tf.reshape(staging.unstage(staging.INPUTS, key), [count, example_size])
-                return tf.reshape(tf.pad(rows, [[0, bucket - count], [0, 0]]), [bucket] + example_shape)
+                padding = [[0, bucket - count]] + [[0, 0]] * len(example_shape)
+                return tf.ensure_shape(tf.pad(rows, padding), [bucket] + example_shape)
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int32)])
-        def step(key, count):
-            x = self._private(padded_input("server0", key, count), padded_input("server1", key, count))
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)])
+        def step(request_id, count):
+            x = self._private(padded_input("server0", request_id, count), padded_input("server1", request_id, count))
             y = model(x)
             for player, share in zip(shares.SHARE_HOLDERS, (y.share0, y.share1)):
-                with tf.device(device_name(player)):
-                    staging.stage(staging.OUTPUTS, key, share.value[:count])
+                shares.write_request_output(player, request_id, share.value[:count])
 
         return step
-
-    def _stage_inputs(self, key, share0, share1):
-        import tensorflow as tf
-
-        for player, share in zip(shares.SHARE_HOLDERS, (share0, share1)):
-            with tf.device(device_name(player)):
-                staging.stage(staging.INPUTS, tf.constant(key, tf.int64), tf.constant(share))
-
-    def _discard_outputs(self, key):
-        import tensorflow as tf
-
-        for player in shares.SHARE_HOLDERS:
-            with tf.device(device_name(player)):
-                staging.unstage(staging.OUTPUTS, tf.constant(key, tf.int64))
 
 
 def _with_batch_size(config: dict, batch_size: int) -> dict:

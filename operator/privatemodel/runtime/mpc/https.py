@@ -1,0 +1,114 @@
+"""The HTTPS servers of the parties that face clients: the share holders' ingress and serving.
+
+TLS with the party's certificate (named after the party, signed by the model's CA), handshakes on
+the connection's own thread, a read deadline on every connection, a cap on connections, and one
+log line (not a trace) when a client goes away.
+"""
+import json
+import logging
+import ssl
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from privatemodel import contract
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT = 10.0  # seconds a client may take to send a request
+MAX_CONNECTIONS = 128
+
+
+def server_context(tls_dir) -> ssl.SSLContext:
+    tls_dir = Path(tls_dir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls_dir / contract.TLS_CERT, tls_dir / contract.TLS_KEY)
+    return context
+
+
+class HTTPSServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, handler_class, tls_dir):
+        super().__init__(address, handler_class)
+        self._context = server_context(tls_dir)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def get_request(self):
+        sock, address = super().get_request()
+        return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            log.warning("connection from %s refused: %d connections open", client_address[0], MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        log.info("connection from %s ended early", client_address[0])
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT
+
+    def setup(self):
+        super().setup()
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError) as error:
+            log.info("TLS handshake with %s failed: %s", self.client_address[0], getattr(error, "reason", None) or error)
+            raise ConnectionAbortedError from None
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError, ssl.SSLError) as error:
+            log.info("connection from %s ended: %s", self.client_address[0], type(error).__name__)
+            self.close_connection = True
+
+    def log_message(self, *args):  # requests are logged where they are served, with timings
+        pass
+
+    def read_body(self, limit: int) -> bytes:
+        text = self.headers.get("Content-Length")
+        if text is None or not text.isdigit():
+            raise BadRequest("a Content-Length header with a byte count is required")
+        length = int(text)
+        if length > limit:
+            raise BadRequest(f"request body of {length} bytes exceeds the limit of {limit}")
+        return self.rfile.read(length)
+
+    def reply_json(self, status, body: dict, headers=()):
+        self.reply_bytes(status, json.dumps(body).encode(), "application/json", headers)
+
+    def reply_error(self, status, message: str):
+        self.reply_json(status, {"error": message})
+
+    def reply_bytes(self, status, data: bytes, content_type="application/octet-stream", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class BadRequest(ValueError):
+    """400, with a one-line reason."""
+
+
+class Refused(Exception):
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
