@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import ConditionType, Phase
 from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
 from privatemodel.controller.spec import parse_spec
+from privatemodel.controller.tls import Issuance
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds/privatemodels.yaml"
@@ -97,6 +99,7 @@ EVERY_FIELD = {
         "tolerations": [],
         "affinity": {},
     },
+    "access": {"serviceType": "NodePort"},
 }
 
 
@@ -108,7 +111,16 @@ def test_crd_fields_are_the_fields_the_operator_reads(schema):
     assert set(model["architecture"]["properties"]) == {"secretKeyRef", "configMapKeyRef", "pvc"}
     assert set(spec["properties"]["serving"]["properties"]) == set(EVERY_FIELD["serving"])
     assert set(spec["properties"]["players"]["properties"]) == set(EVERY_FIELD["players"])
+    assert set(spec["properties"]["access"]["properties"]) == set(EVERY_FIELD["access"])
+    assert spec["properties"]["access"]["properties"]["serviceType"]["enum"] == list(consts.SERVICE_TYPES)
     parse_spec(EVERY_FIELD)
+
+
+def test_status_holds_what_the_operator_writes(schema):
+    """Fields missing from a structural schema are pruned: status must declare each one."""
+    status = schema["properties"]["status"]["properties"]
+    assert set(status["access"]["properties"]) == {"configMap", *contract.ACCESS_KEYS} - {"ca"}
+    assert set(status["tls"]["properties"]) == set(Issuance("i", "pem").to_status())
 
 
 def test_model_sources_are_exactly_one_of(schema):
@@ -174,6 +186,14 @@ def test_chart_defaults_match_the_operator_defaults():
     assert f"{image['repository']}:{image['tag']}" == consts.DEFAULT_RUNTIME_IMAGE
     assert image["pullPolicy"] == consts.DEFAULT_IMAGE_PULL_POLICY
     assert values["clusterDomain"] == consts.DEFAULT_CLUSTER_DOMAIN
+    assert values["access"]["serviceType"] == consts.DEFAULT_SERVICE_TYPE
+
+
+def test_values_schema_offers_the_operators_service_types():
+    import json
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["properties"]["access"]["properties"]["serviceType"]["enum"] == list(consts.SERVICE_TYPES)
 
 
 def operator_container(docs):
@@ -200,6 +220,7 @@ def test_render_defaults(helm):
         consts.ENV_RUNTIME_IMAGE: consts.DEFAULT_RUNTIME_IMAGE,
         consts.ENV_IMAGE_PULL_POLICY: consts.DEFAULT_IMAGE_PULL_POLICY,
         consts.ENV_CLUSTER_DOMAIN: consts.DEFAULT_CLUSTER_DOMAIN,
+        consts.ENV_SERVICE_TYPE: consts.DEFAULT_SERVICE_TYPE,
     }
     binding = by_kind(docs)["ClusterRoleBinding"]
     service_account = {"kind": "ServiceAccount", "name": "pm-privatemodel", "namespace": RELEASE_NAMESPACE}
@@ -222,6 +243,7 @@ def test_render_custom_values_namespaced(helm):
     assert env[consts.ENV_RUNTIME_IMAGE] == "registry.example/privatemodel-runtime:1.2.3"
     assert env[consts.ENV_IMAGE_PULL_POLICY] == "Never"
     assert env[consts.ENV_CLUSTER_DOMAIN] == "example.internal"
+    assert env[consts.ENV_SERVICE_TYPE] == "NodePort"
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "pm-operator"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -234,9 +256,10 @@ def test_namespaced_mode_defaults_to_the_release_namespace(helm):
     assert f"--namespace={RELEASE_NAMESPACE}" in operator_container(list(kinds.values()))["command"]
 
 
-def test_values_schema_rejects_a_bad_pull_policy(helm):
-    result = run_helm(helm, "template", "pm", str(CHART), "--set", "runtime.image.pullPolicy=Sometimes", check=False)
-    assert result.returncode != 0 and "pullPolicy" in result.stderr
+@pytest.mark.parametrize("value", ["runtime.image.pullPolicy=Sometimes", "access.serviceType=ExternalName"])
+def test_values_schema_rejects_a_bad_enum(helm, value):
+    result = run_helm(helm, "template", "pm", str(CHART), "--set", value, check=False)
+    assert result.returncode != 0 and value.split("=")[0].split(".")[-1] in result.stderr
 
 
 # What the operator does, and nothing more (see the comments in templates/rbac.yaml).
@@ -250,6 +273,8 @@ EXPECTED_RULES = {
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
+    # Each party's TLS Secret, written once; never read, listed or deleted.
+    ("", "secrets"): {"create"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create"},
 }

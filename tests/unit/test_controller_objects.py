@@ -1,29 +1,39 @@
 """The pure builders: every child of a PrivateModel, rendered from a plain dict spec."""
 import json
-import os
-import subprocess
 
 import pytest
 
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, player_name, selector_labels, serving_url
-from privatemodel.controller.objects.players import (
+from privatemodel.controller.naming import child_name, player_pod, selector_labels
+from privatemodel.controller.objects.mesh import (
     build_hostmap_config_map,
-    build_players_network_policy,
+    build_mesh_service,
+    build_network_policies,
+)
+from privatemodel.controller.objects.players import (
+    build_ingress_service,
+    build_player_stateful_set,
     build_players_service,
-    build_players_stateful_set,
 )
 from privatemodel.controller.objects.serving import build_serving_deployment, build_serving_service
 from privatemodel.controller.objects.sharing import build_sharing_job, sharing_digest
+from privatemodel.controller.objects.tls import build_access_config_map, build_tls_secret
 from privatemodel.controller.spec import parse_spec
+from privatemodel.controller.tls import Issuance
 
 NAMESPACE = "models"
 MODEL = "mnist"
 UIDS = ["uid-0", "uid-1", "uid-2"]
 DIGEST = "0123456789"
 DEFAULTS = OperatorDefaults()
+ISSUANCE = Issuance(issuer="abcd1234", ca_certificate="-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n")
+PLAYERS = contract.PLAYER_NAMES
+RUNTIME_PODS = (*PLAYERS, "sharing", "serving")
+# Which party each runtime workload plays.
+PARTY_OF = {**{player: player for player in PLAYERS}, "sharing": consts.SHARING_PARTY, "serving": consts.SERVING_PARTY}
 
 MNIST = {
     "inputShape": [1, 28, 28, 1],
@@ -35,19 +45,34 @@ MNIST = {
 
 def build_all(body=MNIST, defaults=DEFAULTS, uids=UIDS):
     spec = parse_spec(body)
-    return {
-        "hostmap": build_hostmap_config_map(spec, MODEL, NAMESPACE, defaults),
-        "players_service": build_players_service(spec, MODEL, NAMESPACE, defaults),
-        "players": build_players_stateful_set(spec, MODEL, NAMESPACE, defaults),
-        "players_policy": build_players_network_policy(spec, MODEL, NAMESPACE, defaults),
-        "sharing": build_sharing_job(spec, MODEL, NAMESPACE, defaults, uids),
-        "serving": build_serving_deployment(spec, MODEL, NAMESPACE, defaults, DIGEST),
-        "serving_service": build_serving_service(spec, MODEL, NAMESPACE, defaults),
+    build = (spec, MODEL, NAMESPACE, defaults)
+    objects = {
+        "hostmap": build_hostmap_config_map(*build),
+        "access": build_access_config_map(*build, ISSUANCE),
+        "players_service": build_players_service(*build),
+        "sharing": build_sharing_job(*build, uids, ISSUANCE),
+        "serving": build_serving_deployment(*build, DIGEST, ISSUANCE),
+        "serving_service": build_serving_service(*build),
     }
+    for player in PLAYERS:
+        objects[player] = build_player_stateful_set(*build, player, ISSUANCE)
+    for player in contract.SHARE_HOLDERS:
+        objects[f"ingress_{player}"] = build_ingress_service(*build, player)
+    for controller in contract.CONTROLLER_NAMES:
+        objects[f"mesh_{controller}"] = build_mesh_service(*build, controller)
+    for policy in build_network_policies(*build):
+        objects[f"policy_{policy['metadata']['labels'][consts.LABEL_COMPONENT]}"] = policy
+    for party in contract.PARTY_NAMES:
+        objects[f"tls_{party}"] = build_tls_secret(MODEL, NAMESPACE, ISSUANCE, party, f"key of {party}", f"cert of {party}")
+    return objects
 
 
 def pod_spec(obj):
     return obj["spec"]["template"]["spec"]
+
+
+def pod_labels(obj):
+    return obj["spec"]["template"]["metadata"]["labels"]
 
 
 def only_container(obj):
@@ -57,6 +82,10 @@ def only_container(obj):
 
 def named_port(container, name):
     return next(port["containerPort"] for port in container["ports"] if port["name"] == name)
+
+
+def matches(selector, labels):
+    return selector.items() <= labels.items()
 
 
 def assert_plain_json(value, path="object"):
@@ -77,22 +106,33 @@ def test_names_follow_the_model():
     digest = sharing_digest(parse_spec(MNIST), UIDS)
     assert {key: obj["metadata"]["name"] for key, obj in objects.items()} == {
         "hostmap": "mnist-hostmap",
+        "access": "mnist-access",
         "players_service": "mnist-players",
-        "players": "mnist-players",
-        "players_policy": "mnist-players",
+        "server0": "mnist-server0",
+        "server1": "mnist-server1",
+        "server2": "mnist-server2",
+        "ingress_server0": "mnist-ingress-server0",
+        "ingress_server1": "mnist-ingress-server1",
+        "mesh_share": "mnist-mesh-share",
+        "mesh_serve": "mnist-mesh-serve",
+        "policy_players": "mnist-players",
+        "policy_sharing": "mnist-sharing",
+        "policy_serving": "mnist-serving",
         "sharing": f"mnist-sharing-{digest}",
         "serving": "mnist-serving",
         "serving_service": "mnist-serving",
+        **{f"tls_{party}": f"mnist-tls-{party}-abcd1234" for party in contract.PARTY_NAMES},
     }
     assert len(digest) == consts.SHARING_DIGEST_LENGTH and int(digest, 16) >= 0
 
 
 def test_metadata_is_owner_agnostic_and_labelled():
+    model_selector = selector_labels(MODEL)
     for key, obj in build_all().items():
         meta = obj["metadata"]
         assert meta["namespace"] == NAMESPACE, key
         assert "ownerReferences" not in meta, key  # handlers adopt
-        assert meta["labels"][consts.LABEL_MODEL] == MODEL, key
+        assert matches(model_selector, meta["labels"]), key  # what teardown and the e2e find
         assert meta["labels"]["app.kubernetes.io/managed-by"] == consts.MANAGED_BY, key
         assert_plain_json(obj, key)
 
@@ -113,22 +153,36 @@ def shared_parts(value, seen):
     return [part for item in items for part in shared_parts(item, seen)]
 
 
-def test_selectors_pick_their_own_pods():
+def test_each_workload_selects_only_its_own_pods():
     objects = build_all()
-    for workload, service, component in [
-        ("players", "players_service", Component.PLAYERS),
-        ("serving", "serving_service", Component.SERVING),
-    ]:
-        pod_labels = objects[workload]["spec"]["template"]["metadata"]["labels"]
-        selector = objects[workload]["spec"]["selector"]["matchLabels"]
-        assert selector == {consts.LABEL_MODEL: MODEL, consts.LABEL_COMPONENT: component}
-        assert selector.items() <= pod_labels.items()
-        assert objects[service]["spec"]["selector"] == selector
-    job_pod_labels = objects["sharing"]["spec"]["template"]["metadata"]["labels"]
-    assert job_pod_labels[consts.LABEL_COMPONENT] == Component.SHARING
+    workloads = [*PLAYERS, "serving"]
+    for key in workloads:
+        selector = objects[key]["spec"]["selector"]["matchLabels"]
+        assert matches(selector, pod_labels(objects[key])), key
+        others = [other for other in (*workloads, "sharing") if other != key]
+        assert not any(matches(selector, pod_labels(objects[other])) for other in others), key
+    assert pod_labels(objects["sharing"])[consts.LABEL_COMPONENT] == Component.SHARING
 
 
-@pytest.mark.parametrize("key", ["players", "sharing", "serving"])
+def test_services_select_the_pods_they_name():
+    objects = build_all()
+    selected = {
+        "players_service": list(PLAYERS),
+        "ingress_server0": ["server0"],
+        "ingress_server1": ["server1"],
+        "mesh_share": ["sharing"],
+        "mesh_serve": ["serving"],
+        "serving_service": ["serving"],
+    }
+    for service, expected in selected.items():
+        selector = objects[service]["spec"]["selector"]
+        assert [key for key in RUNTIME_PODS if matches(selector, pod_labels(objects[key]))] == expected, service
+        for port in objects[service]["spec"]["ports"]:
+            for key in expected:
+                assert named_port(only_container(objects[key]), port["targetPort"]) == port["port"], (service, key)
+
+
+@pytest.mark.parametrize("key", RUNTIME_PODS)
 def test_runtime_pods_are_locked_down(key):
     obj = build_all()[key]
     pod = pod_spec(obj)
@@ -145,7 +199,43 @@ def test_runtime_pods_are_locked_down(key):
     # The read-only root filesystem leaves /tmp writable, and HOME points there.
     assert {"name": "tmp", "mountPath": consts.TMP_DIR} in container["volumeMounts"]
     assert {"name": "HOME", "value": consts.TMP_DIR} in container["env"]
-    assert {"name": "hostmap", "mountPath": consts.CONFIG_DIR, "readOnly": True} in container["volumeMounts"]
+    assert {"name": "config", "mountPath": consts.CONFIG_DIR, "readOnly": True} in container["volumeMounts"]
+    # Every party listens on the mesh port, and only there for its peers.
+    assert named_port(container, "mesh") == contract.MESH_PORT
+    assert not {port["containerPort"] for port in container["ports"]} & set(contract.MESH_TF_PORTS.values())
+
+
+@pytest.mark.parametrize("key", RUNTIME_PODS)
+def test_each_pod_mounts_only_its_own_partys_secret(key):
+    objects = build_all()
+    volumes = {volume["name"]: volume for volume in pod_spec(objects[key])["volumes"]}
+    sources = volumes["config"]["projected"]["sources"]
+    secrets = [source["secret"] for source in sources if "secret" in source]
+    assert secrets == [{
+        "name": objects[f"tls_{PARTY_OF[key]}"]["metadata"]["name"],
+        "items": [{"key": name, "path": f"tls/{name}"} for name in (contract.TLS_CA, contract.TLS_CERT, contract.TLS_KEY)],
+    }]
+    assert [source["configMap"]["name"] for source in sources if "configMap" in source] == ["mnist-hostmap"]
+    # Owner-only through the pod's fsGroup; the files stay root's.
+    assert volumes["config"]["projected"]["defaultMode"] == 0o440
+    command = only_container(objects[key])["command"]
+    assert command[command.index("--tls-dir") + 1] == consts.TLS_DIR == f"{consts.CONFIG_DIR}/tls"
+    assert command[command.index("--config") + 1] == consts.HOSTMAP_PATH
+    # No other Secret anywhere in the pod, except the sharing Job's model.
+    others = [v for v in volumes.values() if "secret" in v]
+    assert others == ([volumes["model"]] if key == "sharing" else [])
+
+
+def test_tls_secrets_have_the_layout_of_a_tls_dir():
+    objects = build_all()
+    for party in contract.PARTY_NAMES:
+        secret = objects[f"tls_{party}"]
+        assert secret["type"] == "kubernetes.io/tls"
+        assert secret["stringData"] == {
+            contract.TLS_CA: ISSUANCE.ca_certificate, contract.TLS_CERT: f"cert of {party}",
+            contract.TLS_KEY: f"key of {party}",
+        }
+        assert secret["metadata"]["labels"][consts.LABEL_COMPONENT] == Component.TLS
 
 
 @pytest.mark.parametrize(
@@ -158,10 +248,9 @@ def test_runtime_pods_are_locked_down(key):
 )
 def test_only_the_sharing_job_mounts_the_model(model):
     objects = build_all({**MNIST, "model": model})
-    hostmap_volume = {"name": "hostmap", "configMap": {"name": "mnist-hostmap"}}
-    for key in ("players", "serving"):
+    for key in (*PLAYERS, "serving"):
         for volume in pod_spec(objects[key])["volumes"]:
-            assert volume == hostmap_volume or set(volume) == {"name", "emptyDir"}, (key, volume)
+            assert set(volume) in ({"name", "projected"}, {"name", "emptyDir"}), (key, volume)
     job_volumes = {volume["name"]: volume for volume in pod_spec(objects["sharing"])["volumes"]}
     source = job_volumes["model"]
     if "secretKeyRef" in model:
@@ -180,89 +269,101 @@ def test_only_the_sharing_job_mounts_the_model(model):
     ]
 
 
-def test_hostmap_names_the_statefulset_pods():
+def test_hostmap_tunnels_on_loopback_and_names_every_partys_mesh_address():
     objects = build_all()
     hostmap = json.loads(objects["hostmap"]["data"][consts.HOSTMAP_FILE])
-    assert list(hostmap) == ["server0", "server1", "server2"]
-    statefulset = objects["players"]
-    service = objects["players_service"]
-    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
-    assert statefulset["spec"]["replicas"] == consts.PLAYER_COUNT
-    for index, (name, address) in enumerate(hostmap.items()):
-        pod = f"{statefulset['metadata']['name']}-{index}"
-        assert address == f"{pod}.{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{consts.PLAYER_PORT}"
-        assert name == player_name(index)
+    assert {party: hostmap[party] for party in contract.PARTY_NAMES} == {
+        party: f"127.0.0.1:{port}" for party, port in contract.MESH_TF_PORTS.items()
+    }
+    mesh = hostmap["mesh"]
+    assert list(mesh) == list(contract.PARTY_NAMES)
+    domain = f"{NAMESPACE}.svc.cluster.local:{contract.MESH_PORT}"
+    for player in PLAYERS:
+        # A StatefulSet pod's name is `<statefulset>-0`, its DNS name `<pod>.<serviceName>...`.
+        statefulset = objects[player]
+        pod = f"{statefulset['metadata']['name']}-0"
+        assert pod == player_pod(MODEL, player)
+        assert mesh[player] == f"{pod}.{statefulset['spec']['serviceName']}.{domain}"
+        assert statefulset["spec"]["serviceName"] == objects["players_service"]["metadata"]["name"]
+        assert statefulset["spec"]["replicas"] == 1
+    for controller in contract.CONTROLLER_NAMES:
+        assert mesh[controller] == f"{objects[f'mesh_{controller}']['metadata']['name']}.{domain}"
 
 
 def test_hostmap_is_one_the_runtime_accepts():
     from privatemodel.runtime.mpc import hostmap as runtime_hostmap
 
     data = build_all()["hostmap"]["data"][consts.HOSTMAP_FILE]
-    runtime_hostmap.validate(json.loads(data))
-    assert tuple(player_name(i) for i in range(consts.PLAYER_COUNT)) == runtime_hostmap.PLAYER_NAMES
+    parsed = runtime_hostmap.validate(json.loads(data))
+    assert tuple(parsed.players) == PLAYERS
 
 
 def test_hostmap_uses_the_cluster_domain():
     objects = build_all(defaults=OperatorDefaults(cluster_domain="example.internal"))
-    hostmap = json.loads(objects["hostmap"]["data"][consts.HOSTMAP_FILE])
-    assert hostmap["server2"] == f"mnist-players-2.mnist-players.{NAMESPACE}.svc.example.internal:4440"
+    mesh = json.loads(objects["hostmap"]["data"][consts.HOSTMAP_FILE])["mesh"]
+    assert mesh["server2"] == f"mnist-server2-0.mnist-players.{NAMESPACE}.svc.example.internal:4450"
+    assert mesh["serve"] == f"mnist-mesh-serve.{NAMESPACE}.svc.example.internal:4450"
 
 
 def test_players_service_is_headless_and_publishes_starting_pods():
     spec = build_all()["players_service"]["spec"]
     assert spec["clusterIP"] == "None"
     assert spec["publishNotReadyAddresses"] is True
-    assert [port["port"] for port in spec["ports"]] == [consts.PLAYER_PORT]
+    assert [port["port"] for port in spec["ports"]] == [contract.MESH_PORT]
 
 
-def test_players_listen_and_report_ready_on_the_player_port():
-    statefulset = build_all()["players"]
+def test_controllers_mesh_addresses_are_cluster_ips_that_outlive_their_pods():
+    objects = build_all()
+    for controller in contract.CONTROLLER_NAMES:
+        spec = objects[f"mesh_{controller}"]["spec"]
+        assert spec["type"] == "ClusterIP" and "clusterIP" not in spec
+        assert [port["port"] for port in spec["ports"]] == [contract.MESH_PORT]
+
+
+@pytest.mark.parametrize("player", PLAYERS)
+def test_each_player_runs_its_party_and_only_share_holders_take_clients(player):
+    statefulset = build_all()[player]
     container = only_container(statefulset)
-    probe_port = container["readinessProbe"]["tcpSocket"]["port"]
-    assert named_port(container, probe_port) == consts.PLAYER_PORT
+    command = [
+        "privatemodel", "player", player,
+        "--config", consts.HOSTMAP_PATH, "--state-dir", consts.STATE_DIR, "--tls-dir", consts.TLS_DIR,
+    ]  # fmt: skip
+    probe = container["readinessProbe"]
+    if player in contract.SHARE_HOLDERS:
+        assert container["command"] == [*command, "--ingress-port", "8443"]
+        assert named_port(container, "https") == contract.INGRESS_PORT
+        assert probe["httpGet"] == {"path": "/v2/health/ready", "port": "https", "scheme": "HTTPS"}
+    else:
+        assert container["command"] == command
+        assert [port["name"] for port in container["ports"]] == ["mesh"]
+        assert probe["tcpSocket"] == {"port": "mesh"}
     assert {"name": "state", "mountPath": consts.STATE_DIR} in container["volumeMounts"]
     assert {"name": "state", "emptyDir": {}} in pod_spec(statefulset)["volumes"]
     assert "volumeClaimTemplates" not in statefulset["spec"]
-
-
-@pytest.mark.parametrize("ordinal", [0, 1, 2])
-def test_each_player_pod_plays_the_server_of_its_ordinal(ordinal):
-    container = only_container(build_all()["players"])
-    shell, flag, script = container["command"]
-    assert (shell, flag) == ("/bin/sh", "-c")
-    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
-    # Run the real shell line with `echo` in place of the runtime.
-    echo = script.replace(f"exec {consts.RUNTIME_COMMAND} ", "echo ", 1)
-    result = subprocess.run(
-        ["/bin/sh", "-c", echo],
-        env={**os.environ, "POD_NAME": f"mnist-players-{ordinal}"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    expected = f"player server{ordinal} --config {consts.HOSTMAP_PATH} --state-dir {consts.STATE_DIR}"
-    assert result.stdout.split() == expected.split()
+    assert pod_labels(statefulset)[consts.LABEL_PLAYER] == player
 
 
 def test_players_prefer_separate_nodes():
-    affinity = pod_spec(build_all()["players"])["affinity"]
-    (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
-        consts.LABEL_MODEL: MODEL,
-        consts.LABEL_COMPONENT: Component.PLAYERS,
-    }
+    for player in PLAYERS:
+        affinity = pod_spec(build_all()[player])["affinity"]
+        (term,) = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        # All players, not only this one's own (single) pod.
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
+            consts.LABEL_MODEL: MODEL,
+            consts.LABEL_COMPONENT: Component.PLAYERS,
+        }
 
 
 def test_user_affinity_is_kept():
     node_affinity = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}
     objects = build_all({**MNIST, "players": {"affinity": {"nodeAffinity": node_affinity}}})
-    affinity = pod_spec(objects["players"])["affinity"]
+    affinity = pod_spec(objects["server0"])["affinity"]
     assert affinity["nodeAffinity"] == node_affinity and "podAntiAffinity" in affinity
 
     own = {"requiredDuringSchedulingIgnoredDuringExecution": []}
     objects = build_all({**MNIST, "players": {"affinity": {"podAntiAffinity": own}}})
-    assert pod_spec(objects["players"])["affinity"] == {"podAntiAffinity": own}
+    assert pod_spec(objects["server1"])["affinity"] == {"podAntiAffinity": own}
 
 
 def test_scheduling_and_resources_pass_through_as_copies():
@@ -273,7 +374,7 @@ def test_scheduling_and_resources_pass_through_as_copies():
     }
     body = {**MNIST, "players": settings, "serving": {**settings, "numRequests": 3}}
     spec = parse_spec(body)
-    statefulset = build_players_stateful_set(spec, MODEL, NAMESPACE, DEFAULTS)
+    statefulset = build_player_stateful_set(spec, MODEL, NAMESPACE, DEFAULTS, "server2", ISSUANCE)
     for obj in (statefulset, build_all(body)["serving"], build_all(body)["sharing"]):
         assert only_container(obj)["resources"] == settings["resources"]
         assert pod_spec(obj)["nodeSelector"] == settings["nodeSelector"]
@@ -294,13 +395,13 @@ def test_unset_scheduling_is_left_out():
 def test_images_come_from_the_spec_or_the_defaults():
     defaults = OperatorDefaults(runtime_image="registry.example/runtime:1.0", image_pull_policy="Never")
     objects = build_all(defaults=defaults)
-    for key in ("players", "sharing", "serving"):
+    for key in RUNTIME_PODS:
         assert only_container(objects[key])["image"] == "registry.example/runtime:1.0"
         assert only_container(objects[key])["imagePullPolicy"] == "Never"
 
     body = {**MNIST, "players": {"image": "players:2"}, "serving": {"image": "serving:2"}}
     objects = build_all(body, defaults=defaults)
-    assert only_container(objects["players"])["image"] == "players:2"
+    assert only_container(objects["server1"])["image"] == "players:2"
     # The sharing Job drives the players as serving does, with serving's image.
     assert only_container(objects["sharing"])["image"] == "serving:2"
     assert only_container(objects["serving"])["image"] == "serving:2"
@@ -313,6 +414,7 @@ def test_sharing_job_command_and_failure_reporting():
         "privatemodel", "share",
         "--model", "/model/model.h5",
         "--config", consts.HOSTMAP_PATH,
+        "--tls-dir", consts.TLS_DIR,
         "--input-shape", "1,28,28,1",
         "--output-shape", "1,10",
         "--error-file", "/dev/termination-log",
@@ -342,8 +444,9 @@ def test_sharing_digest_follows_what_the_shares_depend_on():
     new_source = {**MNIST, "model": {"secretKeyRef": {"name": "mnist-model-v2", "key": "model.h5"}}}
     assert sharing_digest(parse_spec(new_source), UIDS) != digest
     assert sharing_digest(parse_spec({**MNIST, "inputShape": [1, 28, 28, 3]}), UIDS) != digest
-    # Serving-only edits keep the shares.
-    serving_edit = {**MNIST, "serving": {"numRequests": 10, "resources": {"limits": {"cpu": "2"}}, "image": "x:1"}}
+    # Serving-only and access edits keep the shares.
+    serving_edit = {**MNIST, "serving": {"numRequests": 10, "resources": {"limits": {"cpu": "2"}}, "image": "x:1"},
+                    "access": {"serviceType": "NodePort"}}
     assert sharing_digest(parse_spec(serving_edit), UIDS) == digest
     with pytest.raises(ValueError, match="3 player pod UIDs"):
         sharing_digest(base, UIDS[:2])
@@ -384,14 +487,11 @@ def test_model_and_architecture_on_one_claim_share_a_volume():
     assert command[command.index("--architecture") + 1] == f"{consts.ARCHITECTURE_DIR}/model.json"
 
 
-def test_serving_passes_num_requests_only_when_set():
-    command = only_container(build_all()["serving"])["command"]
-    assert command == [
-        "privatemodel", "serve", "--config", consts.HOSTMAP_PATH, "--port", "8080",
-        "--num-requests", "3", "--wait-after-complete",
-    ]  # fmt: skip
-    unlimited = only_container(build_all({**MNIST, "serving": {}})["serving"])["command"]
-    assert unlimited == ["privatemodel", "serve", "--config", consts.HOSTMAP_PATH, "--port", "8080"]
+def test_serving_command_is_https_on_all_interfaces_and_passes_num_requests_only_when_set():
+    common = ["privatemodel", "serve", "--config", consts.HOSTMAP_PATH, "--tls-dir", consts.TLS_DIR,
+              "--host", "0.0.0.0", "--port", "8443"]
+    assert only_container(build_all()["serving"])["command"] == [*common, "--num-requests", "3", "--wait-after-complete"]
+    assert only_container(build_all({**MNIST, "serving": {}})["serving"])["command"] == common
 
 
 def test_serving_deployment_and_service():
@@ -403,28 +503,70 @@ def test_serving_deployment_and_service():
     assert template["metadata"]["annotations"] == {consts.ANNOTATION_SHARED_DIGEST: DIGEST}
     container = only_container(deployment)
     probe = container["readinessProbe"]["httpGet"]
-    assert probe["path"] == "/healthz" and named_port(container, probe["port"]) == consts.SERVING_PORT
-    service = objects["serving_service"]["spec"]
-    assert service["type"] == "ClusterIP"
-    assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(consts.SERVING_PORT, probe["port"])]
-    assert serving_url(MODEL, NAMESPACE, "cluster.local") == f"http://mnist-serving.{NAMESPACE}.svc.cluster.local:8080"
+    assert probe["path"] == "/healthz" and probe["scheme"] == "HTTPS"
+    assert named_port(container, probe["port"]) == contract.SERVING_PORT
 
 
-def test_model_selector_finds_every_child():
-    model_selector = selector_labels(MODEL)
-    assert model_selector == {consts.LABEL_MODEL: MODEL}
-    for key, obj in build_all().items():
-        assert model_selector.items() <= obj["metadata"]["labels"].items(), key
+@pytest.mark.parametrize("defaults_type, spec_type, expected", [
+    ("ClusterIP", None, "ClusterIP"),
+    ("NodePort", None, "NodePort"),
+    ("ClusterIP", "LoadBalancer", "LoadBalancer"),
+    ("LoadBalancer", "ClusterIP", "ClusterIP"),
+])
+def test_clients_services_take_the_models_type_or_the_operators(defaults_type, spec_type, expected):
+    body = {**MNIST, "access": {"serviceType": spec_type}} if spec_type else MNIST
+    objects = build_all(body, defaults=OperatorDefaults(service_type=defaults_type))
+    for key in ("serving_service", "ingress_server0", "ingress_server1"):
+        assert objects[key]["spec"]["type"] == expected, key
+    # Peers' addresses never leave the cluster, whatever clients get.
+    for key in ("players_service", "mesh_share", "mesh_serve"):
+        assert objects[key]["spec"].get("type", "ClusterIP") == "ClusterIP", key
 
 
-def test_only_the_models_pods_and_its_clients_reach_the_players():
-    policy = build_all()["players_policy"]["spec"]
-    assert policy["podSelector"]["matchLabels"] == selector_labels(MODEL, Component.PLAYERS)
-    assert policy["policyTypes"] == ["Ingress"]
-    (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"port": consts.PLAYER_PORT, "protocol": "TCP"}]
-    allowed = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
-    assert allowed == [{consts.LABEL_MODEL: MODEL}, {consts.LABEL_CLIENT_OF: MODEL}]
-    # Every pod that drives the players carries the model label the policy admits.
-    for key in ("players", "sharing", "serving"):
-        assert build_all()[key]["spec"]["template"]["metadata"]["labels"][consts.LABEL_MODEL] == MODEL
+def test_access_config_map_tells_clients_where_to_go_and_whom_to_trust():
+    objects = build_all()
+    data = objects["access"]["data"]
+    assert data[contract.TLS_CA] == ISSUANCE.ca_certificate
+    document = json.loads(data[contract.ACCESS_FILE])
+    assert tuple(document) == contract.ACCESS_KEYS
+    assert document["ca"] == ISSUANCE.ca_certificate
+    services = {"serving": objects["serving_service"], **{p: objects[f"ingress_{p}"] for p in contract.SHARE_HOLDERS}}
+    for key, service in services.items():
+        (port,) = service["spec"]["ports"]
+        assert document[key] == f"https://{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{port['port']}"
+    assert "BEGIN PRIVATE KEY" not in json.dumps(data)
+
+
+def policy_peers(rule, direction):
+    return [peer["podSelector"]["matchLabels"] for peer in rule.get(direction, [])]
+
+
+def test_network_policies_draw_the_mesh_and_client_boundary():
+    objects = build_all()
+    players, sharing, serving = (selector_labels(MODEL, c) for c in (Component.PLAYERS, Component.SHARING,
+                                                                      Component.SERVING))
+    mesh = [{"port": contract.MESH_PORT, "protocol": "TCP"}]
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    expected = {
+        # (pods, mesh from, mesh to, HTTPS port open to anyone)
+        "policy_players": (players, [players, sharing, serving], [players, sharing, serving], contract.INGRESS_PORT),
+        "policy_sharing": (sharing, [players], [players], None),
+        "policy_serving": (serving, [players], [players], contract.SERVING_PORT),
+    }
+    for key, (pods, mesh_from, mesh_to, https) in expected.items():
+        spec = objects[key]["spec"]
+        assert spec["podSelector"]["matchLabels"] == pods, key
+        assert spec["policyTypes"] == ["Ingress", "Egress"], key
+        mesh_in, *public = spec["ingress"]
+        assert (policy_peers(mesh_in, "from"), mesh_in["ports"]) == (mesh_from, mesh), key
+        assert public == ([{"ports": [{"port": https, "protocol": "TCP"}]}] if https else []), key
+        mesh_out, dns_out = spec["egress"]
+        assert (policy_peers(mesh_out, "to"), mesh_out["ports"]) == (mesh_to, mesh), key
+        assert dns_out == dns, key
+    # Every pod of the model is under one of them (a pod no policy selects would be wide open).
+    selectors = [objects[key]["spec"]["podSelector"]["matchLabels"] for key in expected]
+    for key in RUNTIME_PODS:
+        assert sum(matches(selector, pod_labels(objects[key])) for selector in selectors) == 1, key
+    # The TensorFlow ports are in no rule: nothing but the pod itself reaches them.
+    rules = [rule for key in expected for rule in objects[key]["spec"]["ingress"]]
+    assert not {p["port"] for rule in rules for p in rule["ports"]} & set(contract.MESH_TF_PORTS.values())

@@ -19,28 +19,29 @@ def pod(name, uid, ready=True, deleting=False, created="2026-01-01T00:00:00Z", t
     return {"metadata": meta, "status": status}
 
 
-def test_players_are_indexed_by_ordinal_whatever_the_list_order():
-    players = players_from_pods("mnist", [pod("mnist-players-2", "c"), pod("mnist-players-0", "a"), pod("mnist-players-1", "b")])
+def test_players_are_in_player_order_whatever_the_list_order():
+    players = players_from_pods("mnist", [pod("mnist-server2-0", "c"), pod("mnist-server0-0", "a"), pod("mnist-server1-0", "b")])
     assert players.uids == ["a", "b", "c"]
     assert players.all_ready and players.summary == "3/3"
 
 
 def test_a_missing_or_terminating_player_means_no_uids_and_not_ready():
-    players = players_from_pods("mnist", [pod("mnist-players-0", "a"), pod("mnist-players-1", "b", deleting=True),
-                                          pod("mnist-players-2", "c")])
+    players = players_from_pods("mnist", [pod("mnist-server0-0", "a"), pod("mnist-server1-0", "b", deleting=True),
+                                          pod("mnist-server2-0", "c")])
     assert players.uids is None
     assert not players.all_ready and players.summary == "2/3"
 
 
 def test_unready_players_still_have_uids_their_shares_survive_container_restarts():
-    players = players_from_pods("mnist", [pod(f"mnist-players-{i}", str(i), ready=i != 1) for i in range(3)])
+    players = players_from_pods("mnist", [pod(f"mnist-server{i}-0", str(i), ready=i != 1) for i in range(3)])
     assert players.uids == ["0", "1", "2"]
     assert players.summary == "2/3"
 
 
-def test_pods_of_another_model_with_a_longer_name_are_not_players():
-    players = players_from_pods("mnist", [pod("mnist-players-0", "a"), pod("mnist-players-x-1", "b")])
-    assert players.pods[1] is None
+def test_pods_of_another_model_or_a_second_ordinal_are_not_players():
+    players = players_from_pods("mnist", [pod("mnist-server0-0", "a"), pod("mnist-x-server1-0", "b"),
+                                          pod("mnist-server2-1", "c")])
+    assert players.pods[1] is None and players.pods[2] is None
 
 
 def job(*conditions):

@@ -8,7 +8,8 @@ import yaml
 
 from privatemodel.controller import consts
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH, child_name
+from privatemodel import contract
+from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH, child_name, player_pod, player_workload
 from privatemodel.controller.spec import FileSource, SourceKind, SpecError, check_model_name, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +45,17 @@ def test_minimal_spec_gets_the_defaults():
     assert spec.serving.num_requests is None
     assert spec.serving.image is None and spec.players.image is None
     assert spec.players.resources == {} and spec.players.tolerations == ()
+    assert spec.access.service_type is None  # the operator's default
+
+
+@pytest.mark.parametrize("service_type", consts.SERVICE_TYPES)
+def test_access_service_types(service_type):
+    assert parse_spec(with_change("access.serviceType", service_type)).access.service_type == service_type
+
+
+def test_an_unknown_service_type_names_the_field():
+    with pytest.raises(SpecError, match=r"^spec\.access\.serviceType: must be one of ClusterIP, NodePort"):
+        parse_spec(with_change("access.serviceType", "ExternalName"))
 
 
 def test_the_example_parses():
@@ -148,8 +160,9 @@ def test_model_names_that_do_not(name):
 
 def test_the_longest_model_name_leaves_room_for_derived_names():
     name = "x" * MAX_MODEL_NAME_LENGTH
-    statefulset = child_name(name, consts.Component.PLAYERS)
-    assert len(f"{statefulset}-{'h' * 10}") <= 63  # controller-revision-hash label
+    for player in contract.PLAYER_NAMES:
+        assert len(f"{player_workload(name, player)}-{'h' * 10}") <= 63  # controller-revision-hash label
+        assert len(player_pod(name, player)) <= 63  # the pod's hostname, a DNS label
     assert len(child_name(name, consts.Component.SHARING, "d" * consts.SHARING_DIGEST_LENGTH)) <= 63
     assert MAX_MODEL_NAME_LENGTH == 44
 
@@ -160,9 +173,10 @@ def test_defaults_from_env():
             consts.ENV_RUNTIME_IMAGE: "registry.example/runtime:1.0",
             consts.ENV_IMAGE_PULL_POLICY: "Never",
             consts.ENV_CLUSTER_DOMAIN: "example.internal",
+            consts.ENV_SERVICE_TYPE: "NodePort",
         }
     )
-    assert defaults == OperatorDefaults("registry.example/runtime:1.0", "Never", "example.internal")
+    assert defaults == OperatorDefaults("registry.example/runtime:1.0", "Never", "example.internal", "NodePort")
     assert OperatorDefaults.from_env({}) == OperatorDefaults()
     assert OperatorDefaults().runtime_image == consts.DEFAULT_RUNTIME_IMAGE
 
@@ -170,3 +184,5 @@ def test_defaults_from_env():
 def test_defaults_reject_a_bad_pull_policy():
     with pytest.raises(ValueError, match=consts.ENV_IMAGE_PULL_POLICY):
         OperatorDefaults.from_env({consts.ENV_IMAGE_PULL_POLICY: "Sometimes"})
+    with pytest.raises(ValueError, match=consts.ENV_SERVICE_TYPE):
+        OperatorDefaults.from_env({consts.ENV_SERVICE_TYPE: "ExternalName"})

@@ -3,6 +3,7 @@
 crds/privatemodels.yaml and the chart repeat some of these (YAML cannot import Python);
 tests/unit/test_controller_crd_chart.py checks that the copies agree.
 """
+from privatemodel import contract
 
 # The custom resource.
 GROUP = "ml.privatemodel.dev"
@@ -14,8 +15,8 @@ PLURAL = "privatemodels"
 # Children carry these (prefixed, so they never collide with users' labels).
 LABEL_MODEL = f"{GROUP}/model"
 LABEL_COMPONENT = f"{GROUP}/component"
-# Client pods carry `<LABEL_CLIENT_OF>: <model>` to be let through to that model's players.
-LABEL_CLIENT_OF = f"{GROUP}/client-of"
+# Which SecureNN player a player pod plays: each player is its own StatefulSet (its own Secret).
+LABEL_PLAYER = f"{GROUP}/player"
 # Set on the sharing Job: which sharing it performs, and which player pods it shares onto.
 LABEL_SHARING_DIGEST = f"{GROUP}/sharing-digest"
 ANNOTATION_PLAYER_UIDS = f"{GROUP}/player-uids"
@@ -37,10 +38,14 @@ RECONCILE_INTERVAL = 2.0
 class Component:
     """What a child is for; part of its name and of its labels."""
 
-    PLAYERS = "players"  # headless Service + StatefulSet
+    PLAYERS = "players"  # headless Service, one StatefulSet per player (named after the player)
     HOSTMAP = "hostmap"  # ConfigMap read by every runtime pod
     SHARING = "sharing"  # the Job that secret-shares the model
-    SERVING = "serving"  # Deployment + ClusterIP Service
+    SERVING = "serving"  # Deployment + the clients' Service
+    INGRESS = "ingress"  # the clients' Service of a share holder's HTTPS ingress
+    MESH = "mesh"  # a controller's (share, serve) mesh address: a ClusterIP Service
+    TLS = "tls"  # one Secret per party: the model's CA certificate, the party's key and certificate
+    ACCESS = "access"  # ConfigMap for clients: the URLs and the CA that signs the servers
 
 
 class Phase:
@@ -82,22 +87,28 @@ class Reason:
 # Reasons that need the user to act (fix the source, edit the spec, delete the failed Job).
 FAILURE_REASONS = frozenset({Reason.SHARING_FAILED})
 
+# The runtime parties the sharing Job and serving play (contract.CONTROLLER_NAMES: "share", "serve").
+SHARING_PARTY, SERVING_PARTY = contract.CONTROLLER_NAMES
+
 PROTOCOL_SECURENN = "SecureNN"
 PROTOCOLS = (PROTOCOL_SECURENN,)
 
-# SecureNN's three players; index i runs as `server<i>` (the runtime CLI's player names).
-PLAYER_COUNT = 3
-PLAYER_NAME_PREFIX = "server"
-
-PLAYER_PORT = 4440  # TF gRPC, the same on every player
-SERVING_PORT = 8080
 SERVING_READY_PATH = "/healthz"
 SERVING_STATUS_PATH = "/status"
+# A share holder's ingress answers 200 here once its player is up.
+INGRESS_READY_PATH = "/v2/health/ready"
+# How clients outside the cluster reach serving and the ingresses: the clients' Services' type.
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 
 # Paths inside runtime containers.
 CONFIG_DIR = "/etc/privatemodel"
 HOSTMAP_FILE = "hostmap.json"
 HOSTMAP_PATH = f"{CONFIG_DIR}/{HOSTMAP_FILE}"
+# The party's own TLS Secret, inside the same projected volume as the hostmap.
+TLS_DIR_NAME = "tls"
+TLS_DIR = f"{CONFIG_DIR}/{TLS_DIR_NAME}"
+# Where client pods mount the model's access ConfigMap (examples, e2e).
+ACCESS_DIR = f"{CONFIG_DIR}/access"
 STATE_DIR = "/var/lib/privatemodel"
 MODEL_DIR = "/model"
 ARCHITECTURE_DIR = "/model-architecture"
@@ -117,6 +128,8 @@ SHARING_DIGEST_LENGTH = 10
 ENV_RUNTIME_IMAGE = "PRIVATEMODEL_RUNTIME_IMAGE"
 ENV_IMAGE_PULL_POLICY = "PRIVATEMODEL_IMAGE_PULL_POLICY"
 ENV_CLUSTER_DOMAIN = "PRIVATEMODEL_CLUSTER_DOMAIN"
+ENV_SERVICE_TYPE = "PRIVATEMODEL_SERVICE_TYPE"
 DEFAULT_RUNTIME_IMAGE = "privatemodel/runtime:dev"
 DEFAULT_IMAGE_PULL_POLICY = "IfNotPresent"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_SERVICE_TYPE = "ClusterIP"

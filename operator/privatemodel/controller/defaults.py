@@ -13,6 +13,7 @@ class OperatorDefaults:
     runtime_image: str = consts.DEFAULT_RUNTIME_IMAGE
     image_pull_policy: str = consts.DEFAULT_IMAGE_PULL_POLICY
     cluster_domain: str = consts.DEFAULT_CLUSTER_DOMAIN
+    service_type: str = consts.DEFAULT_SERVICE_TYPE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "OperatorDefaults":
@@ -22,10 +23,12 @@ class OperatorDefaults:
             runtime_image=environ.get(consts.ENV_RUNTIME_IMAGE) or consts.DEFAULT_RUNTIME_IMAGE,
             image_pull_policy=environ.get(consts.ENV_IMAGE_PULL_POLICY) or consts.DEFAULT_IMAGE_PULL_POLICY,
             cluster_domain=environ.get(consts.ENV_CLUSTER_DOMAIN) or consts.DEFAULT_CLUSTER_DOMAIN,
+            service_type=environ.get(consts.ENV_SERVICE_TYPE) or consts.DEFAULT_SERVICE_TYPE,
         )
-        if defaults.image_pull_policy not in PULL_POLICIES:
-            raise ValueError(
-                f"{consts.ENV_IMAGE_PULL_POLICY}: must be one of {', '.join(PULL_POLICIES)},"
-                f" got {defaults.image_pull_policy!r}"
-            )
+        for variable, value, allowed in (
+            (consts.ENV_IMAGE_PULL_POLICY, defaults.image_pull_policy, PULL_POLICIES),
+            (consts.ENV_SERVICE_TYPE, defaults.service_type, consts.SERVICE_TYPES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{variable}: must be one of {', '.join(allowed)}, got {value!r}")
         return defaults

@@ -3,27 +3,28 @@
 The timer is level-triggered: each tick reads the children, applies what the spec asks for,
 and writes status only when it changed. A restarted operator simply ticks again, so it never
 duplicates children. Steps, each gated on the one before:
-  players (StatefulSet, headless Service, hostmap) -> sharing Job -> serving Deployment/Service.
+  certificates (once; a tick of their own) -> mesh and players (hostmap, NetworkPolicies,
+  Services, a StatefulSet per player) -> sharing Job -> serving Deployment/Service.
 """
-import json
 import logging
-import urllib.request
 
 import kopf
 
-from privatemodel.controller import consts, kube, observe
+from privatemodel import contract
+from privatemodel.controller import consts, kube, observe, tls
 from privatemodel.controller.conditions import find_condition, rollup, set_condition
 from privatemodel.controller.consts import Component, ConditionType, Phase, Reason
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, selector_labels, serving_url
+from privatemodel.controller.naming import child_name, selector_labels
+from privatemodel.controller.objects.mesh import build_hostmap_config_map, build_mesh_service, build_network_policies
 from privatemodel.controller.objects.players import (
-    build_hostmap_config_map,
-    build_players_network_policy,
+    build_ingress_service,
+    build_player_stateful_set,
     build_players_service,
-    build_players_stateful_set,
 )
 from privatemodel.controller.objects.serving import build_serving_deployment, build_serving_service
 from privatemodel.controller.objects.sharing import build_sharing_job, sharing_digest
+from privatemodel.controller.objects.tls import access, build_access_config_map, build_tls_secret
 from privatemodel.controller.spec import SpecError, check_model_name, parse_spec
 
 RESOURCE = (consts.GROUP, consts.VERSION, consts.PLURAL)
@@ -88,9 +89,23 @@ class _Reconciliation:
         self.kube, self.defaults, self.body, self.model = kube_api, defaults, body, model
         self.name, self.namespace, self.status, self.logger = name, namespace, status, logger
         self.conditions = status.get("conditions") or []
+        self.issuance: tls.Issuance | None = None
         self.update: dict = {}
 
     def reconcile(self) -> dict:
+        self.issuance = tls.Issuance.from_status(self.status)
+        if self.issuance is None:
+            # Status records the issuance before anything mounts a Secret: were it lost, the next
+            # tick would issue another CA whose Secrets (named after it) nothing uses yet.
+            self.update["tls"] = self._issue().to_status()
+        else:
+            self._children()
+        self.update["conditions"] = self.conditions
+        self.update["observedGeneration"] = self.body["metadata"].get("generation")
+        return self.update
+
+    def _children(self) -> None:
+        self._access()
         players = self._players()
         if self._completed_this_generation():
             # Answered its numRequests; players keep their shares until the model is deleted.
@@ -100,15 +115,35 @@ class _Reconciliation:
         else:
             self._stop_serving()
             self._condition(ConditionType.SERVING, False, Reason.WAITING_FOR_SHARES, "waiting for the weights to be shared")
-        self.update["conditions"] = self.conditions
-        self.update["observedGeneration"] = self.body["metadata"].get("generation")
-        return self.update
+
+    def _issue(self) -> tls.Issuance:
+        """A CA and a Secret per party. The operator may create Secrets, never read them: names carry
+        the CA's hash, so a tick that fails half-way leaves only Secrets nothing mounts (collected
+        with the PrivateModel) and the next tick issues a whole new set."""
+        issuance, parties = tls.issue(self.name)
+        for party, (key, certificate) in parties.items():
+            secret = build_tls_secret(self.name, self.namespace, issuance, party, key, certificate)
+            kopf.append_owner_reference(secret, owner=self.body)
+            self.kube.create(secret)
+        self._event("Normal", "CertificatesIssued",
+                    f"issued a CA ({issuance.issuer}) and certificates for {', '.join(contract.PARTY_NAMES)}")
+        return issuance
+
+    def _access(self) -> None:
+        config_map = build_access_config_map(self.model, self.name, self.namespace, self.defaults, self.issuance)
+        self._apply(config_map)
+        urls = access(self.name, self.namespace, self.defaults, self.issuance)
+        urls.pop("ca")  # in status.tls already
+        self.update["access"] = {"configMap": config_map["metadata"]["name"], **urls}
 
     def _players(self) -> observe.Players:
-        builders = (build_hostmap_config_map, build_players_network_policy, build_players_service,
-                    build_players_stateful_set)
-        for build in builders:
-            self._apply(build(self.model, self.name, self.namespace, self.defaults))
+        build = (self.model, self.name, self.namespace, self.defaults)
+        children = [build_hostmap_config_map(*build), *build_network_policies(*build), build_players_service(*build)]
+        children += [build_mesh_service(*build, controller) for controller in contract.CONTROLLER_NAMES]
+        children += [build_ingress_service(*build, player) for player in contract.SHARE_HOLDERS]
+        children += [build_player_stateful_set(*build, player, self.issuance) for player in contract.PLAYER_NAMES]
+        for child in children:
+            self._apply(child)
         pods = self.kube.list("Pod", self.namespace, selector_labels(self.name, Component.PLAYERS))
         players = observe.players_from_pods(self.name, pods)
         self.update["readyPlayers"] = players.summary
@@ -143,7 +178,7 @@ class _Reconciliation:
         self._delete_stale_sharing_jobs(digest)
         job = self.kube.get("Job", self.namespace, job_name)
         if job is None:
-            self._apply(build_sharing_job(self.model, self.name, self.namespace, self.defaults, uids))
+            self._apply(build_sharing_job(self.model, self.name, self.namespace, self.defaults, uids, self.issuance))
             self._event("Normal", "SharingStarted", f"sharing the model onto the players with job {job_name}")
             job = {}  # just created: no status yet, so running
         self.update["sharingJob"] = job_name
@@ -173,19 +208,19 @@ class _Reconciliation:
                 self.kube.delete("Job", self.namespace, job["metadata"]["name"])
 
     def _serving(self, shared_digest: str) -> None:
-        deployment = build_serving_deployment(self.model, self.name, self.namespace, self.defaults, shared_digest)
+        deployment = build_serving_deployment(self.model, self.name, self.namespace, self.defaults, shared_digest,
+                                              self.issuance)
         self._apply(deployment)
         self._apply(build_serving_service(self.model, self.name, self.namespace, self.defaults))
-        url = serving_url(self.name, self.namespace, self.defaults.cluster_domain)
-        self.update["endpoint"] = url
+        url = self.update["access"]["serving"]
         live = self.kube.get("Deployment", self.namespace, deployment["metadata"]["name"])
         if live is None or not observe.is_deployment_ready(live):
             self._condition(ConditionType.SERVING, False, Reason.SERVING_STARTING, "waiting for the serving pod to be ready")
             return
         try:
-            with urllib.request.urlopen(url + consts.SERVING_STATUS_PATH, timeout=STATUS_TIMEOUT_SECONDS) as response:
-                served = json.load(response)
-        except OSError as error:
+            served = tls.get_json(url + consts.SERVING_STATUS_PATH, self.issuance.ca_certificate, consts.SERVING_PARTY,
+                                  timeout=STATUS_TIMEOUT_SECONDS)
+        except (OSError, ValueError) as error:
             self._condition(ConditionType.SERVING, False, Reason.SERVING_STARTING, f"{url} does not answer: {error}")
             return
         self.update["requestsServed"] = served.get("requestsServed", 0)

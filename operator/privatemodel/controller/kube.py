@@ -10,6 +10,7 @@ from privatemodel.controller import consts
 # kind -> (API class, the suffix of its *_namespaced_<suffix> methods)
 _KINDS = {
     "ConfigMap": (kubernetes.client.CoreV1Api, "config_map"),
+    "Secret": (kubernetes.client.CoreV1Api, "secret"),
     "Service": (kubernetes.client.CoreV1Api, "service"),
     "Pod": (kubernetes.client.CoreV1Api, "pod"),
     "StatefulSet": (kubernetes.client.AppsV1Api, "stateful_set"),
@@ -18,7 +19,8 @@ _KINDS = {
     "NetworkPolicy": (kubernetes.client.NetworkingV1Api, "network_policy"),
 }
 # Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
-# (and the Deployment's ReplicaSet) follow through the garbage collector.
+# (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
+# Secrets: the operator may only create Secrets, never read, list or delete them.
 CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap", "NetworkPolicy")
 
 

@@ -1,4 +1,5 @@
-"""Names, DNS names and labels of a PrivateModel's children; each comes from one function here."""
+"""Names, DNS names, URLs and labels of a PrivateModel's children; each comes from one function here."""
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 
@@ -6,33 +7,56 @@ from privatemodel.controller.consts import Component
 # pods carry `controller-revision-hash: <statefulset>-<hash of up to 10>`, sharing Jobs end in
 # `-<digest>` and their pods carry `job-name: <job>`. A longer model name fails late, in a child.
 _LONGEST_SUFFIX = max(
-    len(f"-{Component.PLAYERS}-") + 10,
+    max(len(f"-{player}-") + 10 for player in contract.PLAYER_NAMES),
     len(f"-{Component.SHARING}-") + consts.SHARING_DIGEST_LENGTH,
 )
 MAX_MODEL_NAME_LENGTH = 63 - _LONGEST_SUFFIX
 
 
 def child_name(model_name: str, component: str, suffix: str | None = None) -> str:
-    """`<model>-<component>`, or `<model>-<component>-<suffix>` (the sharing Job's digest)."""
+    """`<model>-<component>`, or `<model>-<component>-<suffix>` (a Job's digest, a party's name)."""
     name = f"{model_name}-{component}"
     return f"{name}-{suffix}" if suffix else name
 
 
-def player_name(index: int) -> str:
-    """The SecureNN role the player pod with this StatefulSet ordinal plays: server0..server2."""
-    return f"{consts.PLAYER_NAME_PREFIX}{index}"
+def player_workload(model_name: str, player: str) -> str:
+    """The single-replica StatefulSet of one player, e.g. mnist-server1; its pod is `<this>-0`."""
+    return f"{model_name}-{player}"
 
 
-def player_host(model_name: str, namespace: str, index: int, cluster_domain: str) -> str:
-    """The stable DNS name of player pod `index`, served by the headless players Service."""
-    players = child_name(model_name, Component.PLAYERS)
-    return f"{players}-{index}.{players}.{namespace}.svc.{cluster_domain}"
+def player_pod(model_name: str, player: str) -> str:
+    return f"{player_workload(model_name, player)}-0"
 
 
-def serving_url(model_name: str, namespace: str, cluster_domain: str) -> str:
-    """Where clients send `privatemodel predict --server`."""
-    serving = child_name(model_name, Component.SERVING)
-    return f"http://{serving}.{namespace}.svc.{cluster_domain}:{consts.SERVING_PORT}"
+def tls_secret_name(model_name: str, party: str, issuer: str) -> str:
+    """One party's Secret; `issuer` (the CA's fingerprint) keeps two issuances from mixing."""
+    return child_name(model_name, Component.TLS, f"{party}-{issuer}")
+
+
+def service_host(service: str, namespace: str, cluster_domain: str) -> str:
+    return f"{service}.{namespace}.svc.{cluster_domain}"
+
+
+def mesh_address(model_name: str, namespace: str, party: str, cluster_domain: str) -> str:
+    """HOST:PORT of a party's mutual-TLS listener: a player's pod through the headless players
+    Service, a controller's pod through its own ClusterIP Service (stable while its pods change)."""
+    if party in contract.PLAYER_NAMES:
+        players = child_name(model_name, Component.PLAYERS)
+        host = f"{player_pod(model_name, party)}.{service_host(players, namespace, cluster_domain)}"
+    else:
+        host = service_host(child_name(model_name, Component.MESH, party), namespace, cluster_domain)
+    return f"{host}:{contract.MESH_PORT}"
+
+
+def access_urls(model_name: str, namespace: str, cluster_domain: str) -> dict:
+    """Where clients in the cluster reach serving and the share holders' ingress (contract.ACCESS_KEYS)."""
+    def url(service: str, port: int) -> str:
+        return f"https://{service_host(service, namespace, cluster_domain)}:{port}"
+
+    urls = {"serving": url(child_name(model_name, Component.SERVING), contract.SERVING_PORT)}
+    for player in contract.SHARE_HOLDERS:
+        urls[player] = url(child_name(model_name, Component.INGRESS, player), contract.INGRESS_PORT)
+    return urls
 
 
 def selector_labels(model_name: str, component: str | None = None) -> dict:
@@ -41,6 +65,10 @@ def selector_labels(model_name: str, component: str | None = None) -> dict:
     if component:
         labels[consts.LABEL_COMPONENT] = component
     return labels
+
+
+def player_selector_labels(model_name: str, player: str) -> dict:
+    return {**selector_labels(model_name, Component.PLAYERS), consts.LABEL_PLAYER: player}
 
 
 def labels(model_name: str, component: str) -> dict:

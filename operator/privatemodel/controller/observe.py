@@ -4,14 +4,13 @@ Each takes plain dicts (camelCase, as in manifests) and makes no API calls.
 """
 from dataclasses import dataclass
 
-from privatemodel.controller import consts
-from privatemodel.controller.consts import Component
-from privatemodel.controller.naming import child_name
+from privatemodel import contract
+from privatemodel.controller.naming import player_pod
 
 
 @dataclass(frozen=True)
 class Players:
-    """The live player pods, indexed by StatefulSet ordinal (None: no such pod right now)."""
+    """The live player pods in contract.PLAYER_NAMES order (None: no such pod right now)."""
 
     pods: tuple[dict | None, ...]
 
@@ -21,32 +20,25 @@ class Players:
 
     @property
     def all_ready(self) -> bool:
-        return self.ready_count == consts.PLAYER_COUNT
+        return self.ready_count == len(contract.PLAYER_NAMES)
 
     @property
     def uids(self) -> list[str] | None:
-        """Pod UIDs in ordinal order when all three pods exist; their shares live and die with them."""
+        """Pod UIDs in player order when all three pods exist; their shares live and die with them."""
         if any(pod is None for pod in self.pods):
             return None
         return [pod["metadata"]["uid"] for pod in self.pods]
 
     @property
     def summary(self) -> str:
-        return f"{self.ready_count}/{consts.PLAYER_COUNT}"
+        return f"{self.ready_count}/{len(contract.PLAYER_NAMES)}"
 
 
 def players_from_pods(model_name: str, pods: list[dict]) -> Players:
-    """Pods being deleted are already gone as far as their shares are concerned."""
-    prefix = child_name(model_name, Component.PLAYERS) + "-"
-    by_ordinal: list[dict | None] = [None] * consts.PLAYER_COUNT
-    for pod in pods:
-        name = pod["metadata"]["name"]
-        ordinal = name[len(prefix):]
-        if not name.startswith(prefix) or not ordinal.isdigit() or pod["metadata"].get("deletionTimestamp"):
-            continue
-        if int(ordinal) < consts.PLAYER_COUNT:
-            by_ordinal[int(ordinal)] = pod
-    return Players(tuple(by_ordinal))
+    """Each player's pod, by name (labels alone could be anyone's). Pods being deleted are already
+    gone as far as their shares are concerned."""
+    live = {pod["metadata"]["name"]: pod for pod in pods if not pod["metadata"].get("deletionTimestamp")}
+    return Players(tuple(live.get(player_pod(model_name, player)) for player in contract.PLAYER_NAMES))
 
 
 def is_pod_ready(pod: dict) -> bool:

@@ -67,6 +67,13 @@ class ServingSettings(PodSettings):
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """How clients reach the model: the type of serving's and the ingresses' Services."""
+
+    service_type: str | None = None  # None: the operator's default
+
+
+@dataclass(frozen=True)
 class PrivateModelSpec:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
@@ -77,11 +84,12 @@ class PrivateModelSpec:
     # graphs), so it runs with serving's image, resources and scheduling.
     serving: ServingSettings = field(default_factory=ServingSettings)
     players: PodSettings = field(default_factory=PodSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
 
 def parse_spec(spec: Mapping) -> PrivateModelSpec:
     path = "spec"
-    spec = _object(spec, path, known=("protocol", "inputShape", "outputShape", "model", "serving", "players"))
+    spec = _object(spec, path, known=("protocol", "inputShape", "outputShape", "model", "serving", "players", "access"))
     protocol = spec.get("protocol", consts.PROTOCOL_SECURENN)
     if protocol not in consts.PROTOCOLS:
         raise SpecError(f"{path}.protocol", f"must be one of {', '.join(consts.PROTOCOLS)}, got {protocol!r}")
@@ -102,6 +110,7 @@ def parse_spec(spec: Mapping) -> PrivateModelSpec:
         architecture=None if architecture is None else _file_source(architecture, f"{path}.model.architecture"),
         serving=_serving(spec.get("serving", {}), f"{path}.serving"),
         players=PodSettings(**_pod_settings(spec.get("players", {}), f"{path}.players")),
+        access=_access(spec.get("access", {}), f"{path}.access"),
     )
 
 
@@ -141,6 +150,14 @@ def _relative_path(value, path: str) -> str:
     if text.startswith("/") or posixpath.normpath(text) != text or text.split("/")[0] == "..":
         raise SpecError(path, f"must be a normalized path relative to the volume's root, without '..', got {text!r}")
     return text
+
+
+def _access(access, path: str) -> AccessSettings:
+    access = _object(access, path, known=("serviceType",))
+    service_type = access.get("serviceType")
+    if service_type is not None and service_type not in consts.SERVICE_TYPES:
+        raise SpecError(f"{path}.serviceType", f"must be one of {', '.join(consts.SERVICE_TYPES)}, got {service_type!r}")
+    return AccessSettings(service_type=service_type)
 
 
 def _serving(serving, path: str) -> ServingSettings:

@@ -1,36 +1,35 @@
-"""The three SecureNN players: a headless Service, a StatefulSet, and the hostmap that names them."""
+"""The three SecureNN players: one single-replica StatefulSet each (each mounts only its own
+party's Secret), one headless Service that gives their pods stable names, and the clients'
+Service of each share holder's HTTPS ingress."""
 import copy
-import json
 
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, labels, player_host, player_name, selector_labels
-from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
+from privatemodel.controller.naming import (
+    child_name,
+    labels,
+    player_selector_labels,
+    player_workload,
+    selector_labels,
+)
+from privatemodel.controller.objects.pod import (
+    MESH_PORT_NAME,
+    component_metadata,
+    metadata,
+    runtime_container,
+    runtime_pod_spec,
+)
 from privatemodel.controller.spec import PrivateModelSpec
+from privatemodel.controller.tls import Issuance
 
 STATE_VOLUME = "state"
-PORT_NAME = "grpc"
-
-
-def hostmap(model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
-    """{"server0": "HOST:4440", ...} in player order, HOST the stable DNS name of pod i."""
-    hosts = [player_host(model_name, namespace, index, defaults.cluster_domain) for index in range(consts.PLAYER_COUNT)]
-    return {player_name(index): f"{host}:{consts.PLAYER_PORT}" for index, host in enumerate(hosts)}
-
-
-def build_hostmap_config_map(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
-) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": component_metadata(model_name, namespace, Component.HOSTMAP),
-        "data": {consts.HOSTMAP_FILE: json.dumps(hostmap(model_name, namespace, defaults), indent=2) + "\n"},
-    }
+INGRESS_PORT_NAME = "https"
 
 
 def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
+    """Headless: `<model>-server<i>-0.<model>-players...` resolves to that player's pod (mesh port only)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -40,29 +39,40 @@ def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: st
             # Players must resolve each other while starting, before any of them is Ready.
             "publishNotReadyAddresses": True,
             "selector": selector_labels(model_name, Component.PLAYERS),
-            "ports": [{"name": PORT_NAME, "port": consts.PLAYER_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": MESH_PORT_NAME, "port": contract.MESH_PORT, "targetPort": MESH_PORT_NAME,
+                       "protocol": "TCP"}],
         },
     }
 
 
-def build_players_stateful_set(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
+def build_player_stateful_set(
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player: str,
+    issuance: Issuance,
 ) -> dict:
-    name = child_name(model_name, Component.PLAYERS)
-    # The pod's ordinal picks its role: <model>-players-1 runs as server1.
-    command = (
-        f'exec {consts.RUNTIME_COMMAND} player "{consts.PLAYER_NAME_PREFIX}${{POD_NAME##*-}}"'
-        f" --config {consts.HOSTMAP_PATH} --state-dir {consts.STATE_DIR}"
-    )
+    command = [
+        consts.RUNTIME_COMMAND, "player", player,
+        "--config", consts.HOSTMAP_PATH,
+        "--state-dir", consts.STATE_DIR,
+        "--tls-dir", consts.TLS_DIR,
+    ]  # fmt: skip
+    if player in contract.SHARE_HOLDERS:
+        # Clients send query shares and fetch answer shares here (HTTPS); it answers ready once
+        # the player is up.
+        command += ["--ingress-port", str(contract.INGRESS_PORT)]
+        ports = [{"name": INGRESS_PORT_NAME, "containerPort": contract.INGRESS_PORT, "protocol": "TCP"}]
+        probe = {"httpGet": {"path": consts.INGRESS_READY_PATH, "port": INGRESS_PORT_NAME, "scheme": "HTTPS"}}
+    else:
+        # server2 serves no clients: its mesh listener accepting connections is all there is to see.
+        ports = []
+        probe = {"tcpSocket": {"port": MESH_PORT_NAME}}
     container = runtime_container(
         "player",
-        ["/bin/sh", "-c", command],
+        command,
         spec.players,
         defaults,
         mounts=[{"name": STATE_VOLUME, "mountPath": consts.STATE_DIR}],
-        env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-        ports=[{"name": PORT_NAME, "containerPort": consts.PLAYER_PORT, "protocol": "TCP"}],
-        readinessProbe={"tcpSocket": {"port": PORT_NAME}, "periodSeconds": 5},
+        ports=ports,
+        readinessProbe={**probe, "periodSeconds": 5},
     )
     pod_spec = runtime_pod_spec(
         model_name,
@@ -70,43 +80,39 @@ def build_players_stateful_set(
         spec.players,
         # The player's share lives here: it survives container restarts, not the pod's deletion.
         volumes=[{"name": STATE_VOLUME, "emptyDir": {}}],
+        tls_secret=issuance.secret_name(model_name, player),
         affinity=_spread_across_nodes(spec.players.affinity, model_name),
     )
+    player_labels = {**labels(model_name, Component.PLAYERS), **player_selector_labels(model_name, player)}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
+        "metadata": metadata(player_workload(model_name, player), namespace, player_labels),
         "spec": {
-            "replicas": consts.PLAYER_COUNT,
-            "serviceName": name,
-            # Players do not depend on each other to start; waiting for ordinals only slows sharing.
-            "podManagementPolicy": "Parallel",
+            "replicas": 1,
+            "serviceName": child_name(model_name, Component.PLAYERS),
             "updateStrategy": {"type": "RollingUpdate"},
-            "selector": {"matchLabels": selector_labels(model_name, Component.PLAYERS)},
-            "template": {"metadata": {"labels": labels(model_name, Component.PLAYERS)}, "spec": pod_spec},
+            "selector": {"matchLabels": player_selector_labels(model_name, player)},
+            "template": {"metadata": {"labels": copy.deepcopy(player_labels)}, "spec": pod_spec},
         },
     }
 
 
-def build_players_network_policy(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
+def build_ingress_service(
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player: str
 ) -> dict:
-    """Only the model's own pods and its labelled clients reach the players: a player's TensorFlow
-    server runs whatever graph a connecting process sends it."""
+    """Clients reach a share holder's ingress here; its type says whether from outside the cluster."""
+    meta = metadata(child_name(model_name, Component.INGRESS, player), namespace,
+                    {**labels(model_name, Component.INGRESS), consts.LABEL_PLAYER: player})
     return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(model_name, Component.PLAYERS)},
-            "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [
-                    {"podSelector": {"matchLabels": selector_labels(model_name)}},
-                    {"podSelector": {"matchLabels": {consts.LABEL_CLIENT_OF: model_name}}},
-                ],
-                "ports": [{"port": consts.PLAYER_PORT, "protocol": "TCP"}],
-            }],
+            "type": spec.access.service_type or defaults.service_type,
+            "selector": player_selector_labels(model_name, player),
+            "ports": [{"name": INGRESS_PORT_NAME, "port": contract.INGRESS_PORT, "targetPort": INGRESS_PORT_NAME,
+                       "protocol": "TCP"}],
         },
     }
 

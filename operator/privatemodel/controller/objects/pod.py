@@ -1,15 +1,20 @@
-"""Pieces every runtime pod shares: locked-down security, the hostmap, a writable /tmp."""
+"""Pieces every runtime pod shares: locked-down security, the hostmap and the party's own TLS
+Secret (one read-only directory), a writable /tmp, the mesh port."""
 import copy
 from collections.abc import Sequence
 
+from privatemodel import contract
 from privatemodel.controller import consts, naming
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name
 from privatemodel.controller.spec import PodSettings
 
-HOSTMAP_VOLUME = "hostmap"
+CONFIG_VOLUME = "config"
 TMP_VOLUME = "tmp"
+MESH_PORT_NAME = "mesh"
+# Readable through fsGroup by the runtime user only; the kubelet keeps files owned by root.
+CONFIG_MODE = 0o440
 
 
 def metadata(name: str, namespace: str, labels: dict, annotations: dict | None = None) -> dict:
@@ -31,9 +36,11 @@ def runtime_container(
     defaults: OperatorDefaults,
     mounts: list[dict],
     env: Sequence[dict] = (),
+    ports: Sequence[dict] = (),
     **fields,
 ) -> dict:
-    """A container of the runtime image that reads the hostmap and can write only /tmp."""
+    """A container of the runtime image that reads its config directory, can write only /tmp and
+    listens on the mesh port (its peers reach its TensorFlow server only through there)."""
     return {
         "name": name,
         "image": settings.image or defaults.runtime_image,
@@ -48,8 +55,9 @@ def runtime_container(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        "ports": [{"name": MESH_PORT_NAME, "containerPort": contract.MESH_PORT, "protocol": "TCP"}, *ports],
         "volumeMounts": [
-            {"name": HOSTMAP_VOLUME, "mountPath": consts.CONFIG_DIR, "readOnly": True},
+            {"name": CONFIG_VOLUME, "mountPath": consts.CONFIG_DIR, "readOnly": True},
             *mounts,
             {"name": TMP_VOLUME, "mountPath": consts.TMP_DIR},
         ],
@@ -58,9 +66,16 @@ def runtime_container(
 
 
 def runtime_pod_spec(
-    model_name: str, container: dict, settings: PodSettings, volumes: list[dict], affinity: dict | None = None, **fields
+    model_name: str,
+    container: dict,
+    settings: PodSettings,
+    volumes: list[dict],
+    tls_secret: str,
+    affinity: dict | None = None,
+    **fields,
 ) -> dict:
-    """A pod that cannot reach the Kubernetes API (no token) and runs as an unprivileged user."""
+    """A pod that cannot reach the Kubernetes API (no token), runs as an unprivileged user and
+    sees only its own party's key (the Secret `tls_secret`), under CONFIG_DIR/tls."""
     pod = {
         "automountServiceAccountToken": False,
         # Service env vars would only add noise; runtime pods find each other through the hostmap.
@@ -75,7 +90,7 @@ def runtime_pod_spec(
         **fields,
         "containers": [container],
         "volumes": [
-            {"name": HOSTMAP_VOLUME, "configMap": {"name": child_name(model_name, Component.HOSTMAP)}},
+            config_volume(model_name, tls_secret),
             *volumes,
             {"name": TMP_VOLUME, "emptyDir": {}},
         ],
@@ -88,3 +103,19 @@ def runtime_pod_spec(
     # Left out when empty, as the API server would: a stored object then equals a fresh build.
     pod.update({key: value for key, value in scheduling.items() if value})
     return pod
+
+
+def config_volume(model_name: str, tls_secret: str) -> dict:
+    """CONFIG_DIR: the hostmap, and tls/ with the party's Secret (one directory: a Secret volume
+    mounted inside a ConfigMap volume would need a mount point in a read-only one)."""
+    tls_files = [{"key": name, "path": f"{consts.TLS_DIR_NAME}/{name}"}
+                 for name in (contract.TLS_CA, contract.TLS_CERT, contract.TLS_KEY)]
+    hostmap = {"name": child_name(model_name, Component.HOSTMAP),
+               "items": [{"key": consts.HOSTMAP_FILE, "path": consts.HOSTMAP_FILE}]}
+    return {
+        "name": CONFIG_VOLUME,
+        "projected": {
+            "defaultMode": CONFIG_MODE,
+            "sources": [{"configMap": hostmap}, {"secret": {"name": tls_secret, "items": tls_files}}],
+        },
+    }

@@ -1,22 +1,27 @@
-"""Serving: one `privatemodel serve` pod driving the players, behind a ClusterIP Service."""
+"""Serving: one `privatemodel serve` pod driving the players, behind the clients' HTTPS Service."""
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import labels, selector_labels
 from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import PrivateModelSpec
+from privatemodel.controller.tls import Issuance
 
-PORT_NAME = "http"
+PORT_NAME = "https"
 
 
 def build_serving_deployment(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, shared_digest: str
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, shared_digest: str,
+    issuance: Issuance,
 ) -> dict:
     """Serving for the shares with this digest; a new sharing rolls the pod, which loads shares at start."""
     command = [
         consts.RUNTIME_COMMAND, "serve",
         "--config", consts.HOSTMAP_PATH,
-        "--port", str(consts.SERVING_PORT),
+        "--tls-dir", consts.TLS_DIR,
+        "--host", "0.0.0.0",
+        "--port", str(contract.SERVING_PORT),
     ]  # fmt: skip
     if spec.serving.num_requests is not None:
         # A Deployment restarts a pod that exits: serve stays up, refusing more, until the operator
@@ -28,9 +33,9 @@ def build_serving_deployment(
         spec.serving,
         defaults,
         mounts=[],
-        ports=[{"name": PORT_NAME, "containerPort": consts.SERVING_PORT, "protocol": "TCP"}],
+        ports=[{"name": PORT_NAME, "containerPort": contract.SERVING_PORT, "protocol": "TCP"}],
         readinessProbe={
-            "httpGet": {"path": consts.SERVING_READY_PATH, "port": PORT_NAME},
+            "httpGet": {"path": consts.SERVING_READY_PATH, "port": PORT_NAME, "scheme": "HTTPS"},
             "periodSeconds": 5,
         },
     )
@@ -48,20 +53,22 @@ def build_serving_deployment(
                     "labels": labels(model_name, Component.SERVING),
                     "annotations": {consts.ANNOTATION_SHARED_DIGEST: shared_digest},
                 },
-                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes=[]),
+                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes=[],
+                                         tls_secret=issuance.secret_name(model_name, consts.SERVING_PARTY)),
             },
         },
     }
 
 
 def build_serving_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
+    """Clients reach serving here; its type says whether from outside the cluster."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": component_metadata(model_name, namespace, Component.SERVING),
         "spec": {
-            "type": "ClusterIP",
+            "type": spec.access.service_type or defaults.service_type,
             "selector": selector_labels(model_name, Component.SERVING),
-            "ports": [{"name": PORT_NAME, "port": consts.SERVING_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": PORT_NAME, "port": contract.SERVING_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }

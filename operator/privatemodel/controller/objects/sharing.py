@@ -3,12 +3,14 @@ import dataclasses
 import hashlib
 import json
 
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name, labels
 from privatemodel.controller.objects.pod import metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import FileSource, PrivateModelSpec, SourceKind
+from privatemodel.controller.tls import Issuance
 
 MODEL_VOLUME = "model"
 ARCHITECTURE_VOLUME = "architecture"
@@ -21,8 +23,8 @@ def sharing_digest(spec: PrivateModelSpec, player_uids: list[str]) -> str:
     so its share, is gone) or a new source changes the digest, and with it the Job's name, so a new
     Job shares again. Serving-only edits (numRequests, resources) leave the shares alone.
     """
-    if len(player_uids) != consts.PLAYER_COUNT:
-        raise ValueError(f"expected {consts.PLAYER_COUNT} player pod UIDs, in ordinal order, got {player_uids!r}")
+    if len(player_uids) != len(contract.PLAYER_NAMES):
+        raise ValueError(f"expected {len(contract.PLAYER_NAMES)} player pod UIDs, in player order, got {player_uids!r}")
     inputs = {
         "protocol": spec.protocol,
         "inputShape": spec.input_shape,
@@ -36,7 +38,8 @@ def sharing_digest(spec: PrivateModelSpec, player_uids: list[str]) -> str:
 
 
 def build_sharing_job(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player_uids: list[str]
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player_uids: list[str],
+    issuance: Issuance,
 ) -> dict:
     """A Job that shares the model onto the player pods with these UIDs (server0, server1, server2)."""
     digest = sharing_digest(spec, player_uids)
@@ -46,6 +49,7 @@ def build_sharing_job(
         consts.RUNTIME_COMMAND, "share",
         "--model", f"{consts.MODEL_DIR}/{spec.model.path}",
         "--config", consts.HOSTMAP_PATH,
+        "--tls-dir", consts.TLS_DIR,
         "--input-shape", _shape_argument(spec.input_shape),
         "--output-shape", _shape_argument(spec.output_shape),
         "--error-file", consts.TERMINATION_LOG,
@@ -85,7 +89,8 @@ def build_sharing_job(
             "template": {
                 "metadata": {"labels": _job_labels(model_name, digest)},
                 # Never: each failed attempt stays a pod whose termination message says why.
-                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes, restartPolicy="Never"),
+                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes,
+                                         tls_secret=issuance.secret_name(model_name, consts.SHARING_PARTY), restartPolicy="Never"),
             },
         },
     }

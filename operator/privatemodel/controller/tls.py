@@ -1,0 +1,69 @@
+"""The model's certificates as the operator handles them, and its one HTTPS call to serving.
+
+The operator issues a CA and one certificate per party once per PrivateModel (privatemodel.pki),
+writes each party's key into a Secret of its own, and keeps only the CA certificate (in status):
+the CA key ends with `issue`, so nothing can sign another certificate for the model later.
+"""
+import hashlib
+import http.client
+import json
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from privatemodel import contract, pki
+from privatemodel.controller.naming import tls_secret_name
+
+ISSUER_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Issuance:
+    """One set of party certificates: `issuer` (a hash of the CA certificate) names their Secrets."""
+
+    issuer: str
+    ca_certificate: str  # PEM
+
+    def secret_name(self, model_name: str, party: str) -> str:
+        return tls_secret_name(model_name, party, self.issuer)
+
+    def to_status(self) -> dict:
+        return {"issuer": self.issuer, "caCertificate": self.ca_certificate}
+
+    @classmethod
+    def from_status(cls, status: Mapping) -> "Issuance | None":
+        tls = status.get("tls") or {}
+        if not tls.get("issuer") or not tls.get("caCertificate"):
+            return None
+        return cls(issuer=tls["issuer"], ca_certificate=tls["caCertificate"])
+
+
+def issue(model_name: str) -> tuple[Issuance, dict[str, tuple[str, str]]]:
+    """A fresh CA and {party: (key PEM, certificate PEM)} for every party; the CA key is dropped."""
+    ca_key, ca_certificate = pki.new_ca(model_name)
+    parties = {}
+    for party in contract.PARTY_NAMES:
+        key, certificate = pki.issue(ca_key, ca_certificate, party)
+        parties[party] = (key.decode(), certificate.decode())
+    issuer = hashlib.sha256(ca_certificate).hexdigest()[:ISSUER_LENGTH]
+    return Issuance(issuer=issuer, ca_certificate=ca_certificate.decode()), parties
+
+
+def get_json(url: str, ca_certificate: str, party: str, timeout: float):
+    """GET an HTTPS URL of one of the model's parties, verifying its certificate names `party`
+    (whatever host the URL names: party certificates carry only the party's name)."""
+    parts = urllib.parse.urlsplit(url)
+    context = ssl.create_default_context(cadata=ca_certificate)
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+    try:
+        raw = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        connection.sock = context.wrap_socket(raw, server_hostname=party)
+        connection.request("GET", parts.path or "/")
+        response = connection.getresponse()
+        if response.status != 200:
+            raise OSError(f"HTTP {response.status} from {url}")
+        return json.load(response)
+    finally:
+        connection.close()
