@@ -9,7 +9,7 @@ from kubernetes import client
 from cluster.conftest import api, apps, batch, core  # noqa: F401
 from cluster.harness import ensure_cluster, ensure_images
 from cluster.kube import wait_until
-from e2e.support import REPO, helm, kubectl
+from e2e.support import IMAGE_TAG, REPO, helm, kubectl
 
 OPERATOR_NAMESPACE = "privatemodel-system"
 RELEASE = "pm"
@@ -38,7 +38,8 @@ def operator_pods(core):
 def operator(kubeconfig, core):
     """The chart, installed as the README says (a no-op upgrade when it already is)."""
     helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
-         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s")
+         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
+         "--set", f"operator.image.tag={IMAGE_TAG}", "--set", f"runtime.image.tag={IMAGE_TAG}")
     return RELEASE
 
 

@@ -2,6 +2,7 @@
 import base64
 import io
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -11,6 +12,7 @@ import numpy as np
 from kubernetes.client.exceptions import ApiException
 
 from cluster.kube import pod_log, wait_until
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.naming import child_name
@@ -18,9 +20,12 @@ from privatemodel.controller.naming import child_name
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / "build" / "bin"
 EXAMPLE = REPO / "examples" / "mnist-privatemodel.yaml"
-RUNTIME_IMAGE = consts.DEFAULT_RUNTIME_IMAGE
+# images.sh tags with $IMAGE_TAG (default dev, as the chart): another tag keeps a run's images
+# apart from another worktree's on the same machine.
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "dev")
+RUNTIME_IMAGE = f"{consts.DEFAULT_RUNTIME_IMAGE.rsplit(':', 1)[0]}:{IMAGE_TAG}"
 # Every kind a PrivateModel's children (and their own children) can be.
-CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps",
+CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps", "secrets",
                "networkpolicies")
 TIMINGS = REPO / "build" / "e2e" / "timings.json"
 
@@ -115,52 +120,100 @@ def apply_model(kubeconfig, namespace, name, secret, num_requests=None, input_sh
     return apply_manifest(kubeconfig, namespace, manifest)
 
 
-def predict_in_cluster(core, namespace, model_name, endpoint, examples, timeout=300):
-    """Run a client pod that sends each example as its own private prediction; return the logits.
-
-    The pod reads the model's hostmap ConfigMap (the players' addresses) and its inputs from a
-    ConfigMap of .npy files; it is the only place the plaintext inputs and answers exist.
-    """
-    pod_name = f"client-{uuid.uuid4().hex[:6]}"
+def npy_config_map(core, namespace, name, arrays):
+    """A ConfigMap of .npy files: how plaintext inputs get into a client pod in these tests."""
     files = {}
-    for index, example in enumerate(examples):
+    for index, array in enumerate(arrays):
         buffer = io.BytesIO()
-        np.save(buffer, np.asarray(example, dtype=np.float32))
+        np.save(buffer, np.asarray(array, dtype=np.float32))
         files[f"{index}.npy"] = base64.b64encode(buffer.getvalue()).decode()
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": pod_name}, "binaryData": files})
-    script = " && ".join(
-        f"privatemodel predict --config {consts.HOSTMAP_PATH} --server {endpoint} --input /data/{i}.npy --json"
-        for i in range(len(examples))
-    )
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "binaryData": files})
+
+
+def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300):
+    """A runtime-image pod that runs `command` once, as users' pods would (no token, non-root);
+    volumes: (name, mount path, volume source) triples. Returns (phase, log)."""
     core.create_namespaced_pod(namespace, {
-        # The players' NetworkPolicy admits the model's own pods and pods labelled as its clients.
-        "metadata": {"name": pod_name, "labels": {consts.LABEL_CLIENT_OF: model_name}},
+        "metadata": {"name": name, "labels": labels or {}},
         "spec": {
             "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
             "securityContext": {"runAsNonRoot": True, "runAsUser": consts.RUNTIME_UID},
             "containers": [{
-                "name": "client", "image": RUNTIME_IMAGE, "imagePullPolicy": "IfNotPresent",
-                "command": ["/bin/sh", "-c", script],
+                "name": "main", "image": RUNTIME_IMAGE, "imagePullPolicy": "IfNotPresent",
+                "command": command,
                 "env": [{"name": "HOME", "value": "/tmp"}],
-                "volumeMounts": [{"name": "hostmap", "mountPath": consts.CONFIG_DIR},
-                                 {"name": "inputs", "mountPath": "/data"}],
+                "volumeMounts": [{"name": volume, "mountPath": path, "readOnly": True} for volume, path, _ in volumes],
             }],
-            "volumes": [
-                {"name": "hostmap", "configMap": {"name": child_name(model_name, Component.HOSTMAP)}},
-                {"name": "inputs", "configMap": {"name": pod_name}},
-            ],
+            "volumes": [{"name": volume, **source} for volume, _, source in volumes],
         },
     })
+
     def finished():
-        phase = core.read_namespaced_pod(pod_name, namespace).status.phase
+        phase = core.read_namespaced_pod(name, namespace).status.phase
         return phase if phase in ("Succeeded", "Failed") else None
 
-    phase = wait_until(finished, timeout, f"client pod {pod_name} to finish", interval=1)
-    log = pod_log(core, namespace, pod_name)
-    assert phase == "Succeeded", f"client pod failed:\n{log}"
+    phase = wait_until(finished, timeout, f"pod {name} to finish", interval=1)
+    return phase, pod_log(core, namespace, name)
+
+
+def json_answers(log, count):
     answers = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert len(answers) == len(examples), log
+    assert len(answers) == count, log
     return np.concatenate([np.asarray(answer["logits"]) for answer in answers])
+
+
+def predict_in_cluster(core, namespace, model_name, examples, timeout=300):
+    """Run a client pod that sends each example as its own private prediction; return the logits.
+
+    The pod mounts only the model's access ConfigMap (URLs and CA: HTTPS to serving and the share
+    holders' ingress) and its inputs; it is the only place the plaintext inputs and answers exist.
+    """
+    pod_name = f"client-{uuid.uuid4().hex[:6]}"
+    npy_config_map(core, namespace, pod_name, examples)
+    access = f"{consts.ACCESS_DIR}/{contract.ACCESS_FILE}"
+    script = " && ".join(f"privatemodel predict --access {access} --input /data/{i}.npy --json"
+                         for i in range(len(examples)))
+    phase, log = run_pod(core, namespace, pod_name, ["/bin/sh", "-c", script], volumes=[
+        ("access", consts.ACCESS_DIR, {"configMap": {"name": child_name(model_name, Component.ACCESS)}}),
+        ("inputs", "/data", {"configMap": {"name": pod_name}}),
+    ], timeout=timeout)
+    assert phase == "Succeeded", f"client pod failed:\n{log}"
+    return json_answers(log, len(examples))
+
+
+def node_ip(core):
+    (node,) = core.list_node().items
+    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
+
+
+def access_through_node_ports(core, namespace, model_name):
+    """access.json as a client outside the cluster writes it: the node's address and the
+    NodePorts of serving and the ingresses, with the CA from the model's access ConfigMap."""
+    config_map = core.read_namespaced_config_map(child_name(model_name, Component.ACCESS), namespace)
+    access = json.loads(config_map.data[contract.ACCESS_FILE])
+    address = node_ip(core)
+    services = {"serving": child_name(model_name, Component.SERVING),
+                **{p: child_name(model_name, Component.INGRESS, p) for p in contract.SHARE_HOLDERS}}
+    for key, service in services.items():
+        (port,) = core.read_namespaced_service(service, namespace).spec.ports
+        access[key] = f"https://{address}:{port.node_port}"
+    return access
+
+
+def predict_from_host(access, examples, work_dir):
+    """`privatemodel predict` on this machine (outside the cluster), one example at a time."""
+    access_file = Path(work_dir) / contract.ACCESS_FILE
+    access_file.write_text(json.dumps(access))
+    lines = []
+    for index, example in enumerate(examples):
+        query = Path(work_dir) / f"{index}.npy"
+        np.save(query, np.asarray(example, dtype=np.float32))
+        result = subprocess.run([str(REPO / ".venv" / "bin" / "privatemodel"), "predict", "--access", str(access_file),
+                                 "--input", str(query), "--json"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines.append(result.stdout)
+    return json_answers("".join(lines), len(examples))
 
 
 def children(api_client, namespace, model_name):

@@ -17,14 +17,14 @@ from e2e.support import (
     wait_for_phase,
     wait_until_serving,
 )
+from privatemodel import contract
 from privatemodel.controller import consts
 
 STEADY = "steady"  # serves without a request limit, for the whole module
 
 
-def assert_private_predictions_are_right(core, custom, namespace, reference_model, examples=(3,)):
-    endpoint = private_model(custom, namespace, STEADY)["status"]["endpoint"]
-    logits = predict_in_cluster(core, namespace, STEADY, endpoint, reference_model["x"][list(examples)])
+def assert_private_predictions_are_right(core, namespace, reference_model, examples=(3,)):
+    logits = predict_in_cluster(core, namespace, STEADY, reference_model["x"][list(examples)])
     plaintext = reference_model["plaintext"][list(examples)]
     assert np.abs(logits - plaintext).max() <= 0.1
     assert (logits.argmax(axis=1) == plaintext.argmax(axis=1)).all()
@@ -95,12 +95,12 @@ def test_models_that_cannot_be_shared_fail_with_the_reason_while_others_serve(
         assert message in shared["message"], shared["message"]
         assert message in condition(model, "Ready")["message"]
     assert private_model(custom, namespace, STEADY)["status"]["phase"] == "Serving"
-    assert_private_predictions_are_right(core, custom, namespace, reference_model)
+    assert_private_predictions_are_right(core, namespace, reference_model)
 
 
 def test_a_deleted_player_pod_is_replaced_and_the_model_shared_again(namespace, core, custom, steady, reference_model):
     before = private_model(custom, namespace, STEADY)["status"]
-    core.delete_namespaced_pod(f"{STEADY}-players-1", namespace)
+    core.delete_namespaced_pod(f"{STEADY}-server1-0", namespace)
 
     model, seconds = wait_until_serving(
         custom, namespace, STEADY, timeout=400,
@@ -110,7 +110,7 @@ def test_a_deleted_player_pod_is_replaced_and_the_model_shared_again(namespace, 
     assert model["status"]["sharedPlayerUIDs"][1] != before["sharedPlayerUIDs"][1]
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={STEADY}").items
     assert "SharesLost" in {event.reason for event in events}
-    assert_private_predictions_are_right(core, custom, namespace, reference_model, examples=(4, 5))
+    assert_private_predictions_are_right(core, namespace, reference_model, examples=(4, 5))
 
 
 def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace, api, core, custom, steady):
@@ -124,14 +124,16 @@ def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace
                         and p.status.phase == "Running"], 120, "a new operator pod")
     model, _ = wait_until_serving(custom, namespace, "restarted", timeout=400)
     after = children(api, namespace, "restarted")
-    # The same players and sharing Job as before the restart; serving added once.
-    for kind in ("statefulsets", "configmaps", "jobs", "networkpolicies"):
+    # The same players, certificates and sharing Job as before the restart; serving added once.
+    for kind in ("statefulsets", "configmaps", "secrets", "jobs", "networkpolicies"):
         assert after[kind] == before[kind], (kind, before, after)
-    assert after["services"] == ["restarted-players", "restarted-serving"]
-    assert after["statefulsets"] == ["restarted-players"]
+    assert after["services"] == sorted(["restarted-players", "restarted-serving", "restarted-mesh-share",
+                                        "restarted-mesh-serve", "restarted-ingress-server0", "restarted-ingress-server1"])
+    assert after["statefulsets"] == [f"restarted-{player}" for player in contract.PLAYER_NAMES]
+    assert len(after["secrets"]) == len(contract.PARTY_NAMES)
     assert after["deployments"] == ["restarted-serving"]
     assert len(after["jobs"]) == 1
-    assert sorted(p for p in after["pods"] if "players" in p) == [f"restarted-players-{i}" for i in range(3)]
+    assert sorted(p for p in after["pods"] if "-server" in p) == [f"restarted-{p}-0" for p in contract.PLAYER_NAMES]
     assert model["status"]["sharingJob"] == after["jobs"][0]
     assert private_model(custom, namespace, STEADY)["status"]["phase"] == "Serving"
     assert consts.FINALIZER in model["metadata"]["finalizers"]

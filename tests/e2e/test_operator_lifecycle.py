@@ -1,5 +1,6 @@
 """The README's quickstart on a real cluster: apply the example, three private predictions from a
-client pod, Completed, then delete leaves nothing behind. Tests run in order, on one model."""
+client pod over HTTPS, Completed, then delete leaves nothing behind (Secrets and ConfigMaps
+included). Tests run in order, on one model."""
 import numpy as np
 
 from cluster.kube import wait_until
@@ -15,6 +16,7 @@ from e2e.support import (
     wait_for_phase,
     wait_until_serving,
 )
+from privatemodel import contract
 from privatemodel.controller import consts
 
 MODEL = "mnist"
@@ -30,7 +32,26 @@ def test_example_reaches_serving(kubeconfig, namespace, custom, reference_model)
     status = model["status"]
     assert status["readyPlayers"] == "3/3"
     assert status["observedGeneration"] == model["metadata"]["generation"]
-    assert status["endpoint"] == f"http://{MODEL}-serving.{namespace}.svc.cluster.local:{consts.SERVING_PORT}"
+    assert status["access"] == {
+        "configMap": f"{MODEL}-access",
+        "serving": f"https://{MODEL}-serving.{namespace}.svc.cluster.local:{contract.SERVING_PORT}",
+        **{p: f"https://{MODEL}-ingress-{p}.{namespace}.svc.cluster.local:{contract.INGRESS_PORT}"
+           for p in contract.SHARE_HOLDERS},
+    }
+    assert status["tls"]["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_each_party_has_its_own_secret_and_pods_carry_no_token(namespace, core, custom):
+    issuer = private_model(custom, namespace, MODEL)["status"]["tls"]["issuer"]
+    secrets = core.list_namespaced_secret(namespace, label_selector=f"{consts.LABEL_MODEL}={MODEL}").items
+    assert sorted(s.metadata.name for s in secrets) == sorted(f"{MODEL}-tls-{p}-{issuer}" for p in contract.PARTY_NAMES)
+    assert all(s.type == "kubernetes.io/tls" and s.metadata.owner_references[0].kind == consts.KIND for s in secrets)
+    for pod in core.list_namespaced_pod(namespace, label_selector=f"{consts.LABEL_MODEL}={MODEL}").items:
+        mounted = [source.secret.name for volume in pod.spec.volumes if volume.projected
+                   for source in volume.projected.sources if source.secret]
+        assert len(mounted) == 1 and mounted[0].startswith(f"{MODEL}-tls-"), (pod.metadata.name, mounted)
+        assert not any(volume.secret for volume in pod.spec.volumes if volume.name != "model"), pod.metadata.name
+        assert pod.spec.automount_service_account_token is False, pod.metadata.name
 
 
 def test_kubectl_get_shows_phase_ready_and_served(kubeconfig, namespace):
@@ -40,8 +61,7 @@ def test_kubectl_get_shows_phase_ready_and_served(kubeconfig, namespace):
 
 
 def test_three_private_predictions_match_plaintext_then_completed(namespace, core, apps, custom, reference_model):
-    endpoint = private_model(custom, namespace, MODEL)["status"]["endpoint"]
-    logits = predict_in_cluster(core, namespace, MODEL, endpoint, reference_model["x"][:3])
+    logits = predict_in_cluster(core, namespace, MODEL, reference_model["x"][:3])
     plaintext = reference_model["plaintext"][:3]
     assert np.abs(logits - plaintext).max() <= 0.1
     assert (logits.argmax(axis=1) == plaintext.argmax(axis=1)).all()
@@ -51,19 +71,23 @@ def test_three_private_predictions_match_plaintext_then_completed(namespace, cor
     assert condition(model, "Serving")["reason"] == "RequestsCompleted"
     # Serving stops; the players keep their shares until the PrivateModel is deleted.
     wait_until(lambda: not apps.list_namespaced_deployment(namespace).items, 60, "the serving Deployment gone")
-    players = apps.read_namespaced_stateful_set(f"{MODEL}-players", namespace)
-    assert players.status.ready_replicas == 3
+    for player in contract.PLAYER_NAMES:
+        assert apps.read_namespaced_stateful_set(f"{MODEL}-{player}", namespace).status.ready_replicas == 1
 
 
 def test_each_transition_is_an_event(namespace, core):
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={MODEL}").items
     reasons = {event.reason for event in events if event.involved_object.kind == consts.KIND}
-    assert {"Sharing", "Serving", "Completed", "PlayersReady", "Shared", "ServingReady", "RequestsCompleted"} <= reasons
+    assert {"CertificatesIssued", "Sharing", "Serving", "Completed", "PlayersReady", "Shared", "ServingReady",
+            "RequestsCompleted"} <= reasons
 
 
 def test_delete_removes_every_child(kubeconfig, namespace, api, custom):
     made = children(api, namespace, MODEL)
-    assert made["statefulsets"] == made["networkpolicies"] == [f"{MODEL}-players"]
+    assert made["statefulsets"] == [f"{MODEL}-{player}" for player in contract.PLAYER_NAMES]
+    assert made["networkpolicies"] == sorted(f"{MODEL}-{c}" for c in ("players", "sharing", "serving"))
+    assert made["configmaps"] == [f"{MODEL}-access", f"{MODEL}-hostmap"]
+    assert len(made["secrets"]) == len(contract.PARTY_NAMES)
     kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", MODEL, "--wait", "--timeout=120s", timeout=150)
     assert private_model(custom, namespace, MODEL) is None  # the finalizer was removed
     # The finalizer waited for the pods; ReplicaSets may take the garbage collector a moment longer.
