@@ -41,7 +41,7 @@ def serving(cluster, shared):
 
 @pytest.fixture(scope="session")
 def client(cluster, serving):
-    """This test process's one connection to the players (TensorFlow allows one cluster per process)."""
+    """A client of the shared serving, over HTTPS as every client is."""
     from privatemodel.runtime.client.client import PrivateClient
 
-    return PrivateClient(cluster.hostmap, serving.url)
+    return PrivateClient(cluster.access_path)

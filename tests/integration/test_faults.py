@@ -17,7 +17,8 @@ def fragile_cluster(tmp_path_factory):
 
 
 def test_serve_without_shares_says_so(fragile_cluster):
-    result = run_cli("serve", "--config", str(fragile_cluster.hostmap_path), "--port", "0")
+    result = run_cli("serve", "--config", str(fragile_cluster.hostmap_path), "--port", "0",
+                     "--tls-dir", str(fragile_cluster.tls_dir("serve")))
     assert result.returncode == 2
     server0 = fragile_cluster.hostmap["server0"]
     assert f"error: no model shares on player server0 at {server0}: run `privatemodel share` first" in result.stderr
@@ -40,9 +41,12 @@ def test_a_vanished_player_is_named_by_serve_share_and_predict(fragile_cluster, 
     np.save(tmp_path / "digit.npy", reference_model["x"][0])
     for args in (
         ["share", "--model", str(reference_model["path"]), "--config", config],
-        ["serve", "--config", config, "--port", "0"],
-        ["predict", "--config", config, "--server", serving.url, "--input", str(tmp_path / "digit.npy")],
+        ["serve", "--config", config, "--port", "0", "--tls-dir", str(fragile_cluster.tls_dir("serve"))],
     ):
         result = run_cli(*args, timeout=120)
         assert result.returncode == 3, (args[0], result.stderr)
         assert f"error: {lost}" in result.stderr, (args[0], result.stderr)
+    # The client only knows the ingresses: server1's is gone with its player.
+    result = run_cli("predict", "--access", str(fragile_cluster.access_path), "--input", str(tmp_path / "digit.npy"), timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert f"error: server1 at {fragile_cluster.ingress_url('server1')} is unreachable" in result.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from integration.support import assert_matches_plaintext, run_cli
+from integration.support import assert_matches_plaintext, https_call, run_cli
 from privatemodel.runtime.client.client import QueryError, ServingError
 from privatemodel.runtime.local.cluster import privatemodel_command
 
@@ -22,7 +22,7 @@ def test_predict_command_reads_png_and_prints_json(cluster, serving, reference_m
     digit = reference_model["x"][7]
     Image.fromarray((digit[..., 0] * 255).round().astype(np.uint8)).save(tmp_path / "digit.png")
     np.save(tmp_path / "digit.npy", digit)
-    result = run_cli("predict", "--config", str(cluster.hostmap_path), "--server", serving.url,
+    result = run_cli("predict", "--access", str(cluster.access_path),
                      "--input", str(tmp_path / "digit.png"), str(tmp_path / "digit.npy"), "--json")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
@@ -38,7 +38,7 @@ def test_concurrent_clients_each_get_their_own_answer(client, cluster, serving, 
         np.save(tmp_path / f"{index}.npy", x[index])
     processes = {
         index: subprocess.Popen(
-            privatemodel_command("predict", "--config", str(cluster.hostmap_path), "--server", serving.url,
+            privatemodel_command("predict", "--access", str(cluster.access_path),
                                  "--input", str(tmp_path / f"{index}.npy"), "--json"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for index in (11, 12)
@@ -77,13 +77,15 @@ def test_bad_queries_are_refused_before_anything_is_sent(client, reference_model
     assert_matches_plaintext(client.predict(reference_model["x"][:1]), reference_model["plaintext"][:1])
 
 
-def test_bad_requests_reaching_the_server_get_an_error_and_serving_goes_on(client, reference_model):
-    # A client that skips the checks and stages a wrongly shaped share.
-    key = 12345
-    wrong = np.zeros((1, 27, 27, 1), np.int64)
-    client._stage(key, wrong, wrong)
-    with pytest.raises(ServingError, match=r"\(400\): staged input does not fit the model input"):
-        client._ask_server(key, 1)
+def test_bad_requests_reaching_the_servers_get_an_error_and_serving_goes_on(client, cluster, reference_model):
+    # A client that skips its own checks: a wrongly shaped share, a batch beyond the limit, an id never staged.
+    token = {"Authorization": "Bearer " + "t" * 32, "Content-Type": "application/octet-stream"}
+    wrong = np.zeros((1, 27, 27, 1), np.int64).tobytes()
+    status, body = https_call(cluster, cluster.ingress_url("server0") + "/v2/requests/" + "a" * 32 + "/input", "PUT", wrong,
+                              {**token, "X-Batch-Size": "1"})
+    assert status == 400 and "a share of 1 input(s) of shape (28, 28, 1) is 6272 bytes of int64, got 5832" in body["error"]
     with pytest.raises(ServingError, match=r"\(400\): count must be an integer from 1 to 64, got 65"):
-        client._ask_server(key + 1, 65)
+        client.serving.request("POST", "/v1/predict", json.dumps({"id": "b" * 32, "count": 65}).encode())
+    with pytest.raises(ServingError, match=r"\(400\): request c{32} is not staged on server0, server1"):
+        client.serving.request("POST", "/v1/predict", json.dumps({"id": "c" * 32, "count": 1}).encode())
     assert_matches_plaintext(client.predict(reference_model["x"][:3]), reference_model["plaintext"][:3])

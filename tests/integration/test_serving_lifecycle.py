@@ -5,21 +5,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-import urllib.request
-
 import numpy as np
 
-from integration.support import assert_matches_plaintext, run_cli
+from integration.support import assert_matches_plaintext, https_call, run_cli
 from privatemodel.runtime.local.cluster import LocalServing
 
 
-def status_of(url):
-    with urllib.request.urlopen(f"{url}/status", timeout=5) as response:
-        return json.loads(response.read())
+def status_of(cluster, url):
+    return https_call(cluster, f"{url}/status")[1]
 
 
 def predict_cli(cluster, url, path):
-    return run_cli("predict", "--config", str(cluster.hostmap_path), "--server", url, "--input", str(path), "--json")
+    """`url` is the serving the cluster's access file names (LocalServing.start writes it)."""
+    assert cluster.access_path.read_text().count(url) == 1
+    return run_cli("predict", "--access", str(cluster.access_path), "--input", str(path), "--json")
 
 
 def test_serve_answers_exactly_n_requests_then_exits_0(cluster, shared, reference_model, tmp_path):
@@ -34,7 +33,7 @@ def test_serve_answers_exactly_n_requests_then_exits_0(cluster, shared, referenc
         assert serving.wait(timeout=30) == 0
         third = predict_cli(cluster, serving.url, tmp_path / "digit.npy")
         assert third.returncode == 3
-        assert f"serving endpoint {serving.url} is unreachable" in third.stderr
+        assert f"serve at {serving.url} is unreachable" in third.stderr
     finally:
         serving.stop()
 
@@ -47,7 +46,7 @@ def test_wait_after_complete_reports_completion_and_stays_up(cluster, shared, re
         assert predict_cli(cluster, serving.url, tmp_path / "digit.npy").returncode == 0
         refused = predict_cli(cluster, serving.url, tmp_path / "digit.npy")
         assert refused.returncode == 3 and "(410): this model has answered all its requests" in refused.stderr
-        assert status_of(serving.url) == {"ready": True, "requestsServed": 1, "numRequests": 1, "completed": True}
+        assert status_of(cluster, serving.url) == {"ready": True, "requestsServed": 1, "numRequests": 1, "completed": True}
         assert serving.process.pid is not None
     finally:
         serving.stop()
@@ -80,10 +79,12 @@ def test_local_players_up_status_down(tmp_path):
 
 
 def test_manual_mode_prints_a_command_per_host():
-    result = run_cli("local", "up", "--manual", "alice.example,bob.example,carol.example")
-    assert result.returncode == 0
-    assert '"server1": "bob.example:4440"' in result.stdout
-    assert "on carol.example:  privatemodel player server2 --config hostmap.json" in result.stdout
+    result = run_cli("local", "up", "--manual", "alice.example,bob.example,carol.example,dave.example")
+    assert result.returncode == 0, result.stderr
+    assert '"server1": "bob.example:4450"' in result.stdout
+    assert '"serve": "dave.example:4452"' in result.stdout
+    assert "on carol.example:  privatemodel player server2 --config hostmap.json --tls-dir certs/server2" in result.stdout
+    assert "--tls-dir certs/server0 --ingress-port 8443" in result.stdout
 
 
 def test_notebook_api(reference_model, tmp_path):

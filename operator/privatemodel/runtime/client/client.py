@@ -23,6 +23,7 @@ from privatemodel import contract
 log = logging.getLogger(__name__)
 
 SERVING = "serve"  # the serving endpoint's party name, as its certificate says
+_CLOSED_BY_SERVER = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 class QueryError(ValueError):
@@ -70,36 +71,40 @@ class _Party:
 
     def request(self, method, path, body=None, headers=None, ok=(200, 201)):
         """(status, headers, body bytes); ServingError unless the status is one of `ok`."""
-        for attempt in (1, 2):
-            connection = self._connection()
+        while True:
+            connection, reused = self._connection()
             try:
                 connection.request(method, self.prefix + path, body=body, headers=headers or {})
                 response = connection.getresponse()
                 data = response.read()
                 break
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as error:
-                # A kept-alive connection the server closed meanwhile: one fresh try.
-                self._local.connection = None
-                connection.close()
-                if attempt == 2:
-                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
             except ssl.SSLCertVerificationError as error:
-                self._local.connection = None
+                self._forget(connection)
                 raise ServingError(f"{self.party} at {self.url} is not the model's {self.party}: {error.verify_message}") from None
+            except _CLOSED_BY_SERVER as error:
+                self._forget(connection)
+                # The server closed an idle kept-alive connection before reading this request: one fresh try.
+                if not reused:
+                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
             except (OSError, http.client.HTTPException) as error:
-                self._local.connection = None
-                connection.close()
+                self._forget(connection)
                 raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
         if response.status not in ok:
             raise ServingError(f"{self.party} at {self.url} refused {method} {path} ({response.status}): {_error_text(data)}")
         return response.status, response.headers, data
 
+    def _forget(self, connection):
+        self._local.connection = None
+        connection.close()
+
     def _connection(self):
+        """(connection, whether it served an earlier request)."""
         connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = _VerifiedConnection(self.host, self.port, self.party, self.context, self.timeout)
-            self._local.connection = connection
-        return connection
+        if connection is not None:
+            return connection, True
+        connection = _VerifiedConnection(self.host, self.port, self.party, self.context, self.timeout)
+        self._local.connection = connection
+        return connection, False
 
 
 class _VerifiedConnection(http.client.HTTPSConnection):

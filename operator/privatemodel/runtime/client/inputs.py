@@ -17,6 +17,8 @@ def load_query(path, input_shape) -> np.ndarray:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise InputFileError(f"{path}: not a readable .npy array: {error}") from None
+        if array.ndim == 0:
+            raise InputFileError(f"{path}: holds a single number; a query is an array of shape {tuple(input_shape)} or a batch of them")
         return array[np.newaxis] if array.shape == tuple(input_shape) else array
     if suffix == ".png":
         return _load_png(path, input_shape)[np.newaxis]

@@ -22,6 +22,9 @@ from privatemodel.runtime.serving.server import RequestError
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
+STOP_GRACE_SECONDS = 20.0
+# A step that runs longer has lost a player or hangs: /healthz then says so, and it gets restarted.
+STEP_DEADLINE_SECONDS = 120.0
 
 
 class ServingEndpoint:
@@ -34,10 +37,16 @@ class ServingEndpoint:
         self.finished = threading.Event()  # set when serving should end (SIGTERM, N answered, player lost)
         self.failure = None  # why serving had to stop, if it was not asked to
         self._jobs = queue.Queue()
+        self._step_started = None  # monotonic time the request in flight started
         self._accepting = True
         self._state_lock = threading.Lock()
         self.http = HTTPSServer((host, port), _handler_for(self), tls_dir)
         self.port = self.http.server_address[1]
+
+    @property
+    def stuck(self) -> bool:
+        started = self._step_started
+        return started is not None and time.monotonic() - started > STEP_DEADLINE_SECONDS
 
     @property
     def completed(self) -> bool:
@@ -70,7 +79,10 @@ class ServingEndpoint:
             self._accepting = False
         if self.failure is None:
             self._jobs.put(None)
-            worker.join()
+            # The request in flight may finish; a step stuck on a player must not hold the exit.
+            worker.join(STOP_GRACE_SECONDS)
+            if worker.is_alive():
+                self.failure = TimeoutError(f"the request in flight did not finish within {STOP_GRACE_SECONDS:.0f} s of stopping")
         self.http.shutdown()
 
     def _watch(self, check_players, interval):
@@ -102,7 +114,7 @@ class ServingEndpoint:
             if job is None:
                 break
             request_id, count, future = job
-            started = time.monotonic()
+            started = self._step_started = time.monotonic()
             try:
                 self.server.predict(request_id, count)
             except RequestError as error:
@@ -113,6 +125,8 @@ class ServingEndpoint:
                 log.exception("request failed")
                 future.set_exception(error)
                 continue
+            finally:
+                self._step_started = None
             with self._state_lock:
                 self.requests_served += 1
                 done = self.completed
@@ -143,7 +157,7 @@ def _handler_for(endpoint: ServingEndpoint):
     class Handler(JSONHandler):
         def do_GET(self):
             if self.path == "/healthz":
-                ready = endpoint.ready and not endpoint.finished.is_set()
+                ready = endpoint.ready and not endpoint.finished.is_set() and not endpoint.stuck
                 self.reply_json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
             elif self.path == "/status":
                 self.reply_json(HTTPStatus.OK, endpoint.status())
