@@ -15,7 +15,7 @@ from pathlib import Path
 
 from privatemodel.runtime.client.client import PrivateClient
 from privatemodel.runtime.local.cluster import LocalCluster as _Players
-from privatemodel.runtime.local.cluster import LocalServing, privatemodel_command
+from privatemodel.runtime.local.cluster import LocalServing
 
 
 class LocalCluster(_Players):
@@ -39,7 +39,7 @@ class PrivateModel:
         with tempfile.TemporaryDirectory(prefix="privatemodel-") as scratch:
             path = self._model if isinstance(self._model, (str, Path)) else self._save(Path(scratch) / "model.h5")
             result = subprocess.run(
-                privatemodel_command("share", "--model", str(path), "--config", str(cluster.hostmap_path)),
+                cluster.share_command(path),
                 capture_output=True, text=True,
             )
         if result.returncode != 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel.runtime import reference
-from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, privatemodel_command
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run_bench(output: Path, requests: int) -> dict:
         cluster = LocalCluster(scratch)
         try:
             cluster.up()
-            subprocess.run(privatemodel_command("share", "--model", str(model_path), "--config", str(cluster.hostmap_path)), check=True)
+            subprocess.run(cluster.share_command(model_path), check=True)
             results["privatemodel"] = _bench_private(cluster, x_test, requests)
             results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
         finally:

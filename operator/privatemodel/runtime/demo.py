@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from privatemodel.runtime import reference
-from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, privatemodel_command
+from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def run_demo(directory=None) -> int:
         try:
             cluster.up()
             log.info("sharing %s (the model owner's step, in its own process)", model_path)
-            subprocess.run(privatemodel_command("share", "--model", str(model_path), "--config", str(cluster.hostmap_path)), check=True)
+            subprocess.run(cluster.share_command(model_path), check=True)
             serving.start(num_requests=NUM_QUERIES)
             private = _query_privately(cluster, queries)
             exit_code = serving.wait(timeout=30)

@@ -100,18 +100,31 @@ class LocalProcess:
 
 
 class LocalCluster:
-    """Three players on localhost. `up` is idempotent; `down` stops only what `up` started."""
+    """Three players on this machine. `up` is idempotent; `down` stops only what `up` started.
 
-    def __init__(self, directory=None):
+    isolated=True (root only) puts each party in a network namespace of its own and connects them
+    through the TLS mesh, as on several hosts; otherwise all share this machine's loopback.
+    """
+
+    def __init__(self, directory=None, isolated=False):
         self.directory = Path(directory) if directory else default_dir()
         self.hostmap_path = self.directory / "hostmap.json"
         self.access_path = self.directory / contract.ACCESS_FILE
-        self.ingress_ports_path = self.directory / "ingress-ports.json"
+        self.layout_path = self.directory / "layout.json"  # ingress URLs, the network namespaces' tag
+        self.isolated = isolated
         self.players = {name: LocalProcess(name, self.directory) for name in hostmaps.PLAYER_NAMES}
 
     @property
     def hostmap(self) -> hostmaps.Hostmap:
         return hostmaps.load(self.hostmap_path)
+
+    @property
+    def network(self):
+        """The parties' network namespaces, when isolated."""
+        from privatemodel.runtime.local.netns import PartyNetwork
+
+        tag = self._layout().get("network")
+        return PartyNetwork(tag) if tag else None
 
     def state_dir(self, party: str) -> Path:
         return self.directory / "state" / party
@@ -120,7 +133,19 @@ class LocalCluster:
         return self.state_dir(party) / "tls"
 
     def ingress_url(self, player: str) -> str:
-        return f"https://127.0.0.1:{json.loads(self.ingress_ports_path.read_text())[player]}"
+        return self._layout()["ingress"][player]
+
+    def command(self, party: str, *args) -> list[str]:
+        """`privatemodel ARGS` as `party` runs it: in its namespace when isolated, with its certificate."""
+        command = privatemodel_command(*args)
+        if party in contract.CONTROLLER_NAMES:
+            command += ["--tls-dir", str(self.tls_dir(party))]
+        network = self.network
+        return network.wrap(party, command) if network else command
+
+    def share_command(self, model_path, *extra) -> list[str]:
+        """The model owner's step against this cluster."""
+        return self.command("share", "share", "--model", str(model_path), "--config", str(self.hostmap_path), *extra)
 
     def up(self) -> hostmaps.Hostmap:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -129,20 +154,20 @@ class LocalCluster:
             log.info("local players already running: %s", running)
             return self.hostmap
         self.down()
-        hostmap = hostmaps.validate({name: f"127.0.0.1:{free_port()}" for name in hostmaps.PLAYER_NAMES})
-        hostmaps.save(self.hostmap_path, hostmap)
-        ingress_ports = {name: free_port() for name in contract.SHARE_HOLDERS}
-        self.ingress_ports_path.write_text(json.dumps(ingress_ports))
         self._issue_certificates()
+        hostmap, ingress = self._isolated_layout() if self.isolated else self._loopback_layout()
+        hostmaps.save(self.hostmap_path, hostmap)
         started = time.monotonic()
         for name, process in self.players.items():
             command = ["player", name, "--config", str(self.hostmap_path), "--state-dir", str(self.state_dir(name)),
                        "--tls-dir", str(self.tls_dir(name))]
-            if name in ingress_ports:
-                command += ["--ingress-port", str(ingress_ports[name]), "--ingress-host", "127.0.0.1"]
-            process.start(privatemodel_command(*command))
+            if name in ingress:
+                host, port = hostmaps.parse_address(ingress[name])
+                command += ["--ingress-port", str(port), "--ingress-host", "0.0.0.0" if self.isolated else host]
+            process.start(self.command(name, *command))
         for name, process in self.players.items():
-            addresses = [hostmap[name]] + ([f"127.0.0.1:{ingress_ports[name]}"] if name in ingress_ports else [])
+            # From here, what answers is the player's mesh listener (or its own server) and its ingress.
+            addresses = [hostmap.mesh.get(name) or hostmap[name]] + ([ingress[name]] if name in ingress else [])
             _wait_until(
                 lambda: all(_listening(address) for address in addresses),
                 lambda: process.pid is None,
@@ -151,6 +176,36 @@ class LocalCluster:
             )
         log.info("local players up in %.1f s: %s (logs in %s)", time.monotonic() - started, dict(hostmap.players), self.directory)
         return hostmap
+
+    def _loopback_layout(self):
+        hostmap = hostmaps.validate({name: f"127.0.0.1:{free_port()}" for name in hostmaps.PLAYER_NAMES})
+        ingress = {name: f"127.0.0.1:{free_port()}" for name in contract.SHARE_HOLDERS}
+        self._save_layout(ingress=ingress)
+        return hostmap, ingress
+
+    def _isolated_layout(self):
+        from privatemodel.runtime.local.netns import PartyNetwork
+
+        network = PartyNetwork().up()
+        # Recorded first, so `down` finds the namespaces whatever fails next.
+        self._save_layout(network=network.tag)
+        hostmap = hostmaps.validate({
+            **{name: f"127.0.0.1:{port}" for name, port in contract.MESH_TF_PORTS.items()},
+            "mesh": {name: f"{network.hosts[name]}:{contract.MESH_PORT}" for name in contract.PARTY_NAMES},
+        })
+        ingress = {name: f"{network.hosts[name]}:{contract.INGRESS_PORT}" for name in contract.SHARE_HOLDERS}
+        self._save_layout(network=network.tag, ingress=ingress)
+        return hostmap, ingress
+
+    def _save_layout(self, network=None, ingress=None):
+        layout = {"network": network, "ingress": {name: f"https://{address}" for name, address in (ingress or {}).items()}}
+        self.layout_path.write_text(json.dumps(layout))
+
+    def _layout(self) -> dict:
+        try:
+            return json.loads(self.layout_path.read_text())
+        except FileNotFoundError:
+            return {}
 
     def _issue_certificates(self) -> None:
         """A fresh CA per `up`; its key is dropped once every party has its certificate."""
@@ -171,6 +226,10 @@ class LocalCluster:
         stopped = [name for name, process in self.players.items() if process.stop()]
         if stopped:
             log.info("stopped local players %s", ", ".join(stopped))
+        network = self.network
+        if network:
+            network.down()
+            self._save_layout()
         return stopped
 
     def status(self) -> dict:
@@ -217,18 +276,20 @@ class LocalServing:
 
     def __init__(self, cluster: LocalCluster, port: int | None = None):
         self.cluster = cluster
-        self.port = port or free_port()
+        network = cluster.network
+        self.host = network.hosts["serve"] if network else "127.0.0.1"
+        self.port = port or (contract.SERVING_PORT if network else free_port())
         self.process = LocalProcess("serve", cluster.directory)
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{self.host}:{self.port}"
 
     def start(self, num_requests=None, extra_args=()) -> str:
         self.process.stop()
-        args = ["serve", "--config", str(self.cluster.hostmap_path), "--port", str(self.port), "--host", "127.0.0.1",
-                "--tls-dir", str(self.cluster.tls_dir("serve")), *extra_args]
+        host = "0.0.0.0" if self.cluster.network else self.host
+        args = ["serve", "--config", str(self.cluster.hostmap_path), "--port", str(self.port), "--host", host, *extra_args]
         if num_requests is not None:
             args += ["--num-requests", str(num_requests)]
         started = time.monotonic()
-        self.process.start(privatemodel_command(*args))
+        self.process.start(self.cluster.command("serve", *args))
         ca_file = self.cluster.tls_dir("serve") / contract.TLS_CA
         _wait_until(lambda: _healthy(self.url, ca_file), lambda: self.process.pid is None, f"serving at {self.url}", self.process)
         log.info("serving ready at %s in %.1f s", self.url, time.monotonic() - started)

@@ -46,13 +46,13 @@ def run_player(name: str, hostmap, state_dir, threads: int = 1, tls_dir=None, in
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    # Without its tunnels a player is useless to its peers: exit, so it is restarted whole.
-    mesh = Mesh(name, hostmap, tls_dir, state_dir).start(on_exit=lambda: os._exit(1)) if hostmap.mesh else None
-
     cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.players.values())})
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=threads, intra_op_parallelism_threads=threads)
     tf.distribute.Server(cluster, job_name=JOB_NAME, task_index=hostmaps.PLAYER_NAMES.index(name), config=config, start=True)
     log.info("player %s: TensorFlow on %s (loopback only), state in %s", name, hostmap[name], state_dir)
+    # After TensorFlow: once peers can connect, something answers. Without its tunnels a player
+    # is useless to its peers: it exits, to be restarted whole.
+    mesh = Mesh(name, hostmap, tls_dir, state_dir).start(on_exit=lambda: os._exit(1)) if hostmap.mesh else None
 
     ingress = None
     if ingress_port is not None:
