@@ -1,7 +1,8 @@
 """`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run.
 
-Everything runs on this machine over loopback: three players, the serving process and the client.
-Results are printed as a table and written as JSON.
+Everything runs on this machine: three players, the serving process and the client, first over
+loopback, then (as root) with each party in its own network namespace and the players joined by
+the TLS mesh, as on several hosts. Results are printed as a table and written as JSON.
 """
 import json
 import logging
@@ -43,6 +44,17 @@ def run_bench(output: Path, requests: int) -> dict:
             results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
         finally:
             cluster.down()
+    if os.geteuid() == 0:
+        with tempfile.TemporaryDirectory(prefix="privatemodel-bench-mesh-") as scratch:
+            cluster = LocalCluster(scratch, isolated=True)
+            try:
+                cluster.up()
+                subprocess.run(cluster.share_command(model_path), check=True)
+                results["privatemodel_mesh"] = _bench_private(cluster, x_test, requests)
+            finally:
+                cluster.down()
+    else:
+        log.warning("not root: the TLS mesh configuration (network namespaces) is not measured")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(_table(results))
@@ -157,6 +169,7 @@ def _rss_mb(pid):
 
 def _table(results):
     plain, private, base = results["plaintext"], results["privatemodel"], results["baseline_tfe_queueserver"]
+    mesh = results.get("privatemodel_mesh")
     rows = [
         ("p50 latency, batch 1 (ms)", "p50_ms", "{:.1f}"),
         ("p95 latency, batch 1 (ms)", "p95_ms", "{:.1f}"),
@@ -164,11 +177,16 @@ def _table(results):
         (f"throughput, batch {LARGE_BATCH} (/s)", "throughput_large_batch_per_s", "{:.1f}"),
         ("first request (s)", "first_request_s", "{:.2f}"),
     ]
-    lines = [f"{'':32} {'plaintext':>10} {'private':>10} {'tfe queue':>10} {'private/plain':>14} {'private/tfe':>12}"]
+    lines = [f"{'':32} {'plaintext':>10} {'private':>10} {'tfe queue':>10} {'private/plain':>14} {'private/tfe':>12}"
+             + (f" {'mesh (TLS)':>10} {'mesh/private':>13}" if mesh else "")]
     for label, key, fmt in rows:
         p, q, b = plain[key], private[key], base[key]
-        lines.append(f"{label:32} {fmt.format(p):>10} {fmt.format(q):>10} {fmt.format(b):>10} {q / p:>13.1f}x {q / b:>11.2f}x")
-    lines.append(f"{'time to ready (s)':32} {'':>10} {private['time_to_ready_s']:>10.1f} {base['time_to_ready_s']:>10.1f}")
+        line = f"{label:32} {fmt.format(p):>10} {fmt.format(q):>10} {fmt.format(b):>10} {q / p:>13.1f}x {q / b:>11.2f}x"
+        if mesh:
+            line += f" {fmt.format(mesh[key]):>10} {mesh[key] / q:>12.2f}x"
+        lines.append(line)
+    lines.append(f"{'time to ready (s)':32} {'':>10} {private['time_to_ready_s']:>10.1f} {base['time_to_ready_s']:>10.1f}"
+                 + (f" {mesh['time_to_ready_s']:>10.1f}" if mesh else ""))
     rss = ", ".join(f"{name} {mb:.0f}" for name, mb in private["rss_mb"].items() if mb)
     lines.append(f"RSS (MB), private: {rss}; tfe QueueServer server {base['rss_mb']['server'] or 0:.0f}")
     return "\n".join(lines)
