@@ -1,6 +1,7 @@
 """The serving endpoint: HTTPS for coordination only. No share, query or answer crosses it.
 
-GET  /healthz      200 once a client can safely connect (shares loaded, graphs warm), else 503
+GET  /healthz      200 once a client can safely connect (shares loaded, graphs warm), else 503;
+                   also as /v2/health/ready (Open Inference Protocol), and /v2/health/live
 GET  /status       {"ready", "requestsServed", "numRequests", "completed"}
 POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the query was made for>"}:
                    the client staged its query shares under id on both holders' ingress; when this
@@ -156,9 +157,12 @@ class _Refused(Exception):
 def _handler_for(endpoint: ServingEndpoint):
     class Handler(JSONHandler):
         def do_GET(self):
-            if self.path == "/healthz":
+            if self.path in ("/healthz", "/v2/health/ready"):
                 ready = endpoint.ready and not endpoint.finished.is_set() and not endpoint.stuck
                 self.reply_json(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, {"ready": ready})
+            elif self.path == "/v2/health/live":
+                live = not endpoint.stuck
+                self.reply_json(HTTPStatus.OK if live else HTTPStatus.SERVICE_UNAVAILABLE, {"live": live})
             elif self.path == "/status":
                 self.reply_json(HTTPStatus.OK, endpoint.status())
             else:
