@@ -40,7 +40,7 @@ def _parser():
     sub = command("player", _player, "run one SecureNN player (server0, server1 or server2)")
     sub.add_argument("name", metavar="NAME")
     config_option(sub)
-    sub.add_argument("--state-dir", default=".", help="where this player keeps its share of the model")
+    sub.add_argument("--state-dir", help="where this player keeps its share of the model (default ./privatemodel-NAME; one directory per player)")
     sub.add_argument("--threads", type=_positive, default=1,
                      help="TensorFlow threads for this player's ops (default 1: fastest when players share cores)")
 

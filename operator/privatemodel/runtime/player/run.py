@@ -10,11 +10,12 @@ from pathlib import Path
 
 from privatemodel.runtime.mpc import hostmap as hostmaps
 from privatemodel.runtime.mpc.session import JOB_NAME
+from privatemodel.runtime.player import storage
 
 log = logging.getLogger(__name__)
 
 
-def run_player(name: str, hostmap: dict, state_dir, threads: int = 1) -> None:
+def run_player(name: str, hostmap: dict, state_dir=None, threads: int = 1) -> None:
     """Serve until SIGTERM or SIGINT.
 
     threads: TensorFlow's inter- and intra-op pools. SecureNN's many small ops gain nothing from
@@ -28,8 +29,9 @@ def run_player(name: str, hostmap: dict, state_dir, threads: int = 1) -> None:
         raise hostmaps.HostmapError(f"unknown player {name!r}; expected one of {', '.join(hostmaps.PLAYER_NAMES)}")
     # Graphs sent here use the secure random op: its kernels must be registered in this process.
     secure_random.load()
-    state_dir = Path(state_dir)
+    state_dir = Path(state_dir or storage.default_state_dir(name))
     state_dir.mkdir(parents=True, exist_ok=True)
+    storage.lock_state_dir(state_dir, name)
     os.chdir(state_dir)
 
     cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.values())})
