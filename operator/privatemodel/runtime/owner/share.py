@@ -22,12 +22,12 @@ def share_model(model_path, hostmap, architecture=None, input_shape=None, output
     """Validate the model, then share it; nothing on the players changes unless validation passes."""
     started = time.monotonic()
     keras_model = models.load_keras_model(model_path, architecture)
-    summary = models.summarize(keras_model, input_shape, output_shape)
-    weights = keras_model.get_weights()
+    summary, weights = models.summarize(keras_model, input_shape, output_shape)
     log.info(
-        "model %s: %d layers, %d weights (%d values), input %s, output %s",
-        model_path, len(keras_model.layers), len(weights), sum(w.size for w in weights),
+        "model %s: %d layers served, %d weights (%d values), input %s, output %s%s",
+        model_path, len(summary.config["layers"]), len(weights), sum(w.size for w in weights),
         summary.input_shape, summary.output_shape,
+        f", {summary.output_activation} applied by the client" if summary.output_activation else "",
     )
 
     protocol = connect_securenn(hostmap)
@@ -65,5 +65,6 @@ def share_model(model_path, hostmap, architecture=None, input_shape=None, output
 
 
 def _previous_share_id(hostmap):
-    manifest = shares.read_manifest("server0", hostmap["server0"])
+    # Any format: a share from an older privatemodel is replaced all the same.
+    manifest = shares.read_manifest("server0", hostmap["server0"], any_format=True)
     return manifest and manifest["share_id"]
