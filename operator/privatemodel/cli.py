@@ -52,6 +52,8 @@ def _parser():
     sub.add_argument("--output-shape", type=_shape, help="expected output shape with batch, e.g. 1,10")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here (e.g. /dev/termination-log)")
 
+    command("layers", _layers, "the Keras layers private serving computes, drops, folds, leaves to the client or refuses")
+
     sub = command("serve", _serve, "serve private predictions from the shares on the players")
     config_option(sub)
     sub.add_argument("--port", type=int, default=8080)
@@ -98,6 +100,12 @@ def _share(args):
     print(f"shared {args.model} as {manifest['share_id']}")
 
 
+def _layers(args):
+    from privatemodel.runtime.owner.layers import table_text
+
+    print(table_text())
+
+
 def _serve(args):
     from privatemodel.runtime.mpc import hostmap
     from privatemodel.runtime.serving.endpoint import ServingEndpoint
@@ -130,14 +138,17 @@ def _predict(args):
 
     client = PrivateClient(hostmap.load(args.config), args.server, timeout=args.timeout)
     batch = np.concatenate([load_query(path, client.input_shape) for path in args.input])
-    logits = client.predict(batch)
-    classes = logits.reshape(len(logits), -1).argmax(axis=1)
+    outputs = client.predict(batch)
+    classes = outputs.reshape(len(outputs), -1).argmax(axis=1)
+    kind = "probabilities" if client.output_activation else "logits"
     if args.json:
-        print(json.dumps({"logits": logits.tolist(), "classes": classes.tolist()}))
+        print(json.dumps({kind: outputs.tolist(), "classes": classes.tolist(), "output_activation": client.output_activation}))
         return
-    for index, (row, label) in enumerate(zip(logits, classes)):
+    if client.output_activation:
+        print(f"probabilities ({client.output_activation} applied in the client to the reconstructed logits)")
+    for index, (row, label) in enumerate(zip(outputs, classes)):
         values = " ".join(f"{v:+.3f}" for v in row.ravel())
-        print(f"example {index}: class {label}  logits [{values}]")
+        print(f"example {index}: class {label}  {kind} [{values}]")
 
 
 def _local(args):
@@ -174,9 +185,9 @@ def _report(error, error_file):
     from privatemodel.runtime.client.inputs import InputFileError
     from privatemodel.runtime.owner.model import ModelError
     from privatemodel.runtime.serving.server import RequestError
-    from privatemodel.runtime.player.storage import NoSharesError
+    from privatemodel.runtime.player.storage import NoSharesError, StateDirInUse
 
-    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError)):
+    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError, StateDirInUse)):
         code = EXIT_BAD_INPUT
     elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError)):
         code = EXIT_UNAVAILABLE

@@ -13,6 +13,7 @@ import urllib.request
 
 import numpy as np
 
+from privatemodel.runtime.client.postprocess import apply_output_activation
 from privatemodel.runtime.player import staging, storage as shares
 from privatemodel.runtime.mpc.session import connect, device_name
 
@@ -36,11 +37,13 @@ class PrivateClient:
         manifest = shares.read_consistent_manifest(hostmap)
         self.input_shape = tuple(manifest["model"]["input_shape"])
         self.output_shape = tuple(manifest["model"]["output_shape"])
+        self.output_activation = manifest["model"].get("output_activation")
         self.scaling_factor = manifest["encoding"]["scaling_factor"]
         self.max_abs_value = manifest["encoding"]["max_abs_value"]
 
     def predict(self, x) -> np.ndarray:
-        """Logits for a batch (n, *input_shape), or for one example given without the batch axis."""
+        """The model's output for a batch (n, *input_shape), or for one example without the batch axis:
+        logits, or probabilities when the model ends in softmax/sigmoid (applied here, after reconstruction)."""
         batch = self.check_query(x)
         key = staging.new_key()
         started = time.monotonic()
@@ -49,7 +52,7 @@ class PrivateClient:
         self._ask_server(key, len(batch))
         answer = self._collect(key)
         log.info("private prediction of %d example(s) in %.1f ms", len(batch), 1000 * (time.monotonic() - started))
-        return answer.reshape((len(batch),) + self.output_shape)
+        return apply_output_activation(answer.reshape((len(batch),) + self.output_shape), self.output_activation)
 
     def check_query(self, x) -> np.ndarray:
         x = np.asarray(x)

@@ -57,6 +57,10 @@ def share_model(model_path, hostmap, architecture=None, input_shape=None, output
     # server2 first: the share holders' manifests are the commit point.
     for player in ("server2",) + shares.SHARE_HOLDERS:
         shares.write_manifest(player, manifest)
+    # Remote writes run asynchronously: read back, so a failed write is an error here, not at serving.
+    for player in shares.SHARE_HOLDERS:
+        if (shares.read_manifest(player, hostmap[player]) or {}).get("share_id") != share_id:
+            raise shares.NoSharesError(f"player {player} at {hostmap[player]} did not keep the shares of {share_id}")
     if previous and previous != share_id:
         for player in shares.SHARE_HOLDERS:
             shares.erase_weights(player, previous)

@@ -97,11 +97,12 @@ def read_manifest(player: str, address: str, any_format: bool = False) -> dict |
     """The public facts about the shared model, as this player holds them; None if it holds none."""
     import tensorflow as tf
 
-    try:
-        with tf.device(device_name(player)):
-            text = tf.io.read_file(MANIFEST).numpy()
-    except tf.errors.NotFoundError:
-        return None
+    with tf.device(device_name(player)):
+        # A failed remote op poisons this process's executor on that player and later ops on it
+        # (the share's writes) are dropped silently: look before reading.
+        if tf.io.matching_files(MANIFEST).numpy().size == 0:
+            return None
+        text = tf.io.read_file(MANIFEST).numpy()
     manifest = json.loads(text)
     if any_format:
         return manifest
