@@ -107,3 +107,15 @@ def test_output_activations_in_the_client():
 
 def test_readme_shows_the_layer_table():
     assert table.table_text() in README.read_text()
+
+
+def test_weights_beyond_the_fixed_point_range_are_refused_naming_the_layer():
+    from privatemodel.runtime.owner.model import check_range
+
+    model = tf.keras.Sequential([L.Dense(2, name="big", input_shape=(3,)), L.Dense(2, use_bias=False, name="nan")])
+    summary, weights = summarize(model)
+    check_range(summary, weights, 2187.0)
+    with pytest.raises(ModelError, match=r"'big' \(Dense\) bias: weights up to 3000 .* exceed the fixed-point range ±2187"):
+        check_range(summary, [weights[0], np.full(2, -3000.0), weights[2]], 2187.0)
+    with pytest.raises(ModelError, match=r"'nan' \(Dense\) kernel: weights up to nan"):
+        check_range(summary, weights[:2] + [np.full((2, 2), np.nan)], 2187.0)

@@ -36,7 +36,7 @@ class Converted:
     notes: list = field(default_factory=list)  # what was dropped or folded, for the log
 
 
-_KERNEL_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+KERNEL_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
 
 
 def plain_json(value):
@@ -131,7 +131,7 @@ def _add_layer(steps, layer, kind, config, where):
     if kind == "GlobalMaxPooling2D" and config.get("keepdims"):
         raise ModelError(f"{where}: keepdims=True is not supported; add a Reshape after it instead")
     activation = "linear"
-    if kind in _KERNEL_LAYERS:
+    if kind in KERNEL_LAYERS:
         activation = config.get("activation") or "linear"
         config = dict(config, activation="linear")
     config.pop("batch_input_shape", None)
@@ -165,7 +165,7 @@ def _take_output_activation(steps):
 def _fold_batch_norm(steps, layer, config, where):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, with x = w.u + b, is one affine map w'.u + b'."""
     previous = steps[-1] if steps else None
-    if previous is None or previous.kind not in _KERNEL_LAYERS:
+    if previous is None or previous.kind not in KERNEL_LAYERS:
         after = f"after {previous.where}" if previous else "as the first layer"
         raise ModelError(
             f"{where}: cannot be folded {after}: BatchNormalization is served only directly after a "

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from privatemodel.runtime.owner import convert
 from privatemodel.runtime.owner.convert import ModelError
@@ -100,6 +101,23 @@ def summarize(model, expected_input_shape=None, expected_output_shape=None) -> t
         output_activation=converted.output_activation,
     )
     return summary, converted.weights
+
+
+def check_range(summary: ModelSummary, weights: list, max_abs_value: float) -> None:
+    """Weights beyond the fixed-point range would wrap around in the ring: garbage, silently."""
+    owners = [
+        f"'{layer['config']['name']}' ({layer['class_name']}) {part}"
+        for layer in summary.config["layers"]
+        for part in (("kernel", "bias") if layer["config"].get("use_bias", True) else ("kernel",))
+        if layer["class_name"] in convert.KERNEL_LAYERS
+    ]
+    for owner, weight in zip(owners, weights):
+        largest = float(np.abs(weight).max()) if weight.size else 0.0
+        if not np.isfinite(weight).all() or largest >= max_abs_value:
+            raise ModelError(
+                f"{owner}: weights up to {largest:g} (after conversion) exceed the fixed-point range "
+                f"±{max_abs_value:g}; rescale the model (e.g. a BatchNormalization with a tiny variance)"
+            )
 
 
 def _check_options(step):

@@ -31,16 +31,18 @@ def share_model(model_path, hostmap, architecture=None, input_shape=None, output
     )
 
     protocol = connect_securenn(hostmap)
+    fixedpoint = protocol.fixedpoint_config
+    models.check_range(summary, weights, fixedpoint.bound_single_precision / fixedpoint.scaling_factor)
     previous = _previous_share_id(hostmap)
     share_id = secrets.token_hex(8)
     flat = np.concatenate([w.ravel() for w in weights]).astype(np.float64)
-    secret = protocol.tensor_factory.tensor(protocol._encode(flat, apply_scaling=True))
+    # Rounded, not truncated as tf-encrypted's _encode does: half the encoding error.
+    secret = protocol.tensor_factory.tensor(np.round(flat * fixedpoint.scaling_factor).astype(np.int64))
     share0, share1 = protocol._share(secret)
     del flat, secret, weights
     shares.write_weights("server0", share_id, share0.value)
     shares.write_weights("server1", share_id, share1.value)
 
-    fixedpoint = protocol.fixedpoint_config
     manifest = {
         "format": shares.FORMAT_VERSION,
         "share_id": share_id,
