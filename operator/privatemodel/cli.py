@@ -44,7 +44,8 @@ def _parser():
     sub.add_argument("--threads", type=_positive, default=1,
                      help="TensorFlow threads for this player's ops (default 1: fastest when players share cores)")
 
-    sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step)")
+    sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step); "
+                  "layers it cannot serve are refused first (`privatemodel layers` lists them)")
     sub.add_argument("--model", required=True, help="Keras .h5: full model, or weights only with --architecture")
     sub.add_argument("--architecture", help="Keras architecture JSON, for a weights-only .h5")
     config_option(sub)

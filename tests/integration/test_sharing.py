@@ -1,5 +1,6 @@
 """The model owner's step: what is accepted, what is refused, and that a refusal changes nothing."""
 import json
+import os
 
 import h5py
 import numpy as np
@@ -60,6 +61,17 @@ def unsupported_option_model(path):
     ])
 
 
+def lambda_model(path):
+    """A Lambda whose code leaves a marker: Keras would run it while loading the model."""
+    import tensorflow as tf
+
+    marker = str(path.parent / "lambda-ran")
+    layers = [tf.keras.layers.Dense(2, input_shape=(3,)), tf.keras.layers.Lambda(lambda x: (open(marker, "w").close(), x)[1], name="evil")]
+    make_keras_file(path, layers)
+    os.unlink(marker)  # building the model here ran it once
+    return path
+
+
 def corrupt_file(path, reference_path):
     data = reference_path.read_bytes()
     path.write_bytes(data[: len(data) // 3])
@@ -80,6 +92,7 @@ def hdf5_without_model(path):
     (lambda p, ref: huge_weight_model(p / "huge.h5"), r"'huge' \(Dense\) kernel: weights up to 5000 \(after conversion\) exceed the fixed-point range ±2187"),
     (lambda p, ref: unsupported_option_model(p / "dilated.h5"), r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
     (lambda p, ref: p / "missing.h5", "missing.h5: no such file"),
+    (lambda p, ref: lambda_model(p / "lambda.h5"), r"layer 'evil' \(Lambda\): not supported: .*refused before loading the model, so none of its code ran"),
 ])
 def test_bad_models_are_refused_and_players_keep_their_shares(cluster, shared, reference_model, tmp_path, make, message):
     before = {p: manifest_of(cluster, p) for p in ("server0", "server1")}
@@ -88,6 +101,7 @@ def test_bad_models_are_refused_and_players_keep_their_shares(cluster, shared, r
     assert "error: " in result.stderr
     assert any(__import__("re").search(message, line) for line in result.stderr.splitlines()), result.stderr
     assert {p: manifest_of(cluster, p) for p in ("server0", "server1")} == before
+    assert not (tmp_path / "lambda-ran").exists()
 
 
 def test_input_shape_mismatch_names_both_shapes(cluster, shared, reference_model, tmp_path):

@@ -1,4 +1,5 @@
-"""`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run.
+"""`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run,
+then private accuracy against Keras over the held-out digits (bench/accuracy.py).
 
 Everything runs on this machine over loopback: three players, the serving process and the client.
 Results are printed as a table and written as JSON.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from privatemodel.bench.accuracy import measure_accuracy
 from privatemodel.runtime import reference
 from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, privatemodel_command
 
@@ -43,6 +45,7 @@ def run_bench(output: Path, requests: int) -> dict:
             results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
         finally:
             cluster.down()
+    results["accuracy"] = measure_accuracy()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(_table(results))

@@ -21,19 +21,22 @@ from privatemodel.runtime.local.cluster import LocalCluster, LocalServing, priva
 log = logging.getLogger(__name__)
 
 
-def private_outputs(cluster, model_path, x, scratch: Path) -> tuple[np.ndarray, str | None]:
-    """Share the model, serve it, predict all of x in one request: (outputs, output_activation)."""
+def private_outputs(cluster, model_path, x, scratch: Path, batch: int = 128) -> tuple[np.ndarray, str | None]:
+    """Share the model, serve it, predict x in requests of `batch`: (outputs, output_activation)."""
     _run("share", "--model", str(model_path), "--config", str(cluster.hostmap_path))
     serving = LocalServing(cluster)
-    serving.start(extra_args=["--max-batch", str(len(x))])
+    serving.start(extra_args=["--max-batch", str(min(batch, len(x)))])
+    answers = []
     try:
-        np.save(scratch / "queries.npy", x)
-        answer = json.loads(_run("predict", "--config", str(cluster.hostmap_path), "--server", serving.url,
-                                 "--input", str(scratch / "queries.npy"), "--json", "--timeout", "600"))
+        for start in range(0, len(x), batch):
+            np.save(scratch / "queries.npy", x[start : start + batch])
+            answers.append(json.loads(_run("predict", "--config", str(cluster.hostmap_path), "--server", serving.url,
+                                           "--input", str(scratch / "queries.npy"), "--json", "--timeout", "600")))
     finally:
         serving.stop()
-    activation = answer["output_activation"]
-    return np.asarray(answer["probabilities" if activation else "logits"]), activation
+    activation = answers[0]["output_activation"]
+    key = "probabilities" if activation else "logits"
+    return np.concatenate([np.asarray(answer[key]) for answer in answers]), activation
 
 
 def logits_of(probabilities, activation):

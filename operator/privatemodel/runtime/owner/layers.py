@@ -49,7 +49,7 @@ LAYERS = {
     "LeakyReLU": Rule(REFUSED, "not implemented in SecureNN serving; use ReLU"),
     "PReLU": Rule(REFUSED, "not implemented in SecureNN serving; use ReLU"),
     "ELU": Rule(REFUSED, "not implemented in SecureNN serving; use ReLU"),
-    "Lambda": Rule(REFUSED, "code inside a model is never run; rewrite it with the layers above"),
+    "Lambda": Rule(REFUSED, "code inside a model file is never run; express it with supported layers"),
     "Add": Rule(REFUSED, "needs a graph with branches; only single chains of layers are served"),
     "Concatenate": Rule(REFUSED, "needs a graph with branches; only single chains of layers are served"),
 }

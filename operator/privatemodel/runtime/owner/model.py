@@ -1,4 +1,5 @@
 """Loading a Keras model from .h5 and checking that SecureNN can serve it, before any share is made."""
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from privatemodel.runtime.owner import convert
+from privatemodel.runtime.owner import convert, layers as table
 from privatemodel.runtime.owner.convert import ModelError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def load_keras_model(path, architecture=None):
         raise ModelError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as h5:
-            has_architecture = "model_config" in h5.attrs
+            config_text = h5.attrs.get("model_config")
             has_weights = "model_weights" in h5 or "layer_names" in h5.attrs
     except OSError:
         raise ModelError(f"{path}: not a readable HDF5 file (corrupt, truncated, or another format)") from None
@@ -60,12 +61,15 @@ def load_keras_model(path, architecture=None):
 
     try:
         if architecture is None:
-            if not has_architecture:
+            if config_text is None:
                 raise ModelError(
                     f"{path}: holds weights only, no architecture; pass the architecture JSON too"
                 )
+            refuse_before_loading(config_text, str(path))
             return tf.keras.models.load_model(path, compile=False)
-        model = tf.keras.models.model_from_json(Path(architecture).read_text())
+        architecture_text = Path(architecture).read_text()
+        refuse_before_loading(architecture_text, str(architecture))
+        model = tf.keras.models.model_from_json(architecture_text)
         model.load_weights(path)
         return model
     except ModelError:
@@ -75,6 +79,27 @@ def load_keras_model(path, architecture=None):
     except (ValueError, TypeError, KeyError) as error:
         source = f"{path} with architecture {architecture}" if architecture else str(path)
         raise ModelError(f"{source}: not a loadable Keras model: {error}") from None
+
+
+def refuse_before_loading(config_text, source: str) -> None:
+    """Keras runs a Lambda layer's code while loading the model: refuse what the layer table
+    refuses (or does not know) from the plain JSON config, before Keras sees it."""
+    try:
+        config = json.loads(config_text)
+        entries = config["config"]["layers"]
+    except (ValueError, TypeError, KeyError):
+        raise ModelError(f"{source}: the model's architecture is not a Keras model config") from None
+    for entry in entries:
+        kind = entry.get("class_name") if isinstance(entry, dict) else None
+        if kind == "InputLayer":
+            continue
+        rule = table.rule(str(kind))
+        if rule.treatment == table.REFUSED:
+            name = (entry.get("config") or {}).get("name", "?")
+            raise ModelError(
+                f"{source}: layer '{name}' ({kind}): not supported: {rule.note}; refused before loading the model, "
+                f"so none of its code ran; {table.supported_summary()}"
+            )
 
 
 def summarize(model, expected_input_shape=None, expected_output_shape=None) -> tuple[ModelSummary, list]:
