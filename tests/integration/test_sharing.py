@@ -92,7 +92,7 @@ def hdf5_without_model(path):
     (lambda p, ref: huge_weight_model(p / "huge.h5"), r"'huge' \(Dense\) kernel: weights up to 5000 \(after conversion\) exceed the fixed-point range ±2187"),
     (lambda p, ref: unsupported_option_model(p / "dilated.h5"), r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
     (lambda p, ref: p / "missing.h5", "missing.h5: no such file"),
-    (lambda p, ref: lambda_model(p / "lambda.h5"), r"layer 'evil' \(Lambda\): not supported: .*refused before loading the model, so none of its code ran"),
+    (lambda p, ref: lambda_model(p / "lambda.h5"), r"layer 2 'evil' \(Lambda\): not supported: .*refused before loading the model, so none of its code ran"),
 ])
 def test_bad_models_are_refused_and_players_keep_their_shares(cluster, shared, reference_model, tmp_path, make, message):
     before = {p: manifest_of(cluster, p) for p in ("server0", "server1")}

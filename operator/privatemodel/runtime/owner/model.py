@@ -85,20 +85,16 @@ def refuse_before_loading(config_text, source: str) -> None:
     """Keras runs a Lambda layer's code while loading the model: refuse what the layer table
     refuses (or does not know) from the plain JSON config, before Keras sees it."""
     try:
-        config = json.loads(config_text)
-        entries = config["config"]["layers"]
+        entries = [e for e in json.loads(config_text)["config"]["layers"] if e["class_name"] != "InputLayer"]
     except (ValueError, TypeError, KeyError):
         raise ModelError(f"{source}: the model's architecture is not a Keras model config") from None
-    for entry in entries:
-        kind = entry.get("class_name") if isinstance(entry, dict) else None
-        if kind == "InputLayer":
-            continue
-        rule = table.rule(str(kind))
+    for position, entry in enumerate(entries, 1):
+        rule = table.rule(str(entry["class_name"]))
         if rule.treatment == table.REFUSED:
             name = (entry.get("config") or {}).get("name", "?")
             raise ModelError(
-                f"{source}: layer '{name}' ({kind}): not supported: {rule.note}; refused before loading the model, "
-                f"so none of its code ran; {table.supported_summary()}"
+                f"{source}: layer {position} '{name}' ({entry['class_name']}): not supported: {rule.note}; "
+                f"{table.supported_summary()}; refused before loading the model, so none of its code ran"
             )
 
 
