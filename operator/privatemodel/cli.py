@@ -51,7 +51,7 @@ def _parser():
     sub = command("player", _player, "run one SecureNN player (server0, server1 or server2)")
     sub.add_argument("name", metavar="NAME")
     config_option(sub)
-    sub.add_argument("--state-dir", default=".", help="where this player keeps its share of the model")
+    sub.add_argument("--state-dir", help="where this player keeps its share of the model (default ./privatemodel-NAME; one directory per player)")
     sub.add_argument("--threads", type=_positive, default=1,
                      help="TensorFlow threads for this player's ops (default 1: fastest when players share cores)")
     tls_option(sub, "for the TLS mesh and the ingress")
@@ -59,7 +59,8 @@ def _parser():
     sub.add_argument("--ingress-host", default="0.0.0.0", help="address the ingress binds")
     sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch the ingress stages")
 
-    sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step)")
+    sub = command("share", _share, "secret-share a Keras .h5 model onto the players (the model owner's step); "
+                  "layers it cannot serve are refused first (`privatemodel layers` lists them)")
     sub.add_argument("--model", required=True, help="Keras .h5: full model, or weights only with --architecture")
     sub.add_argument("--architecture", help="Keras architecture JSON, for a weights-only .h5")
     config_option(sub)
@@ -67,6 +68,8 @@ def _parser():
     sub.add_argument("--input-shape", type=_shape, help="expected input shape with batch, e.g. 1,28,28,1")
     sub.add_argument("--output-shape", type=_shape, help="expected output shape with batch, e.g. 1,10")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here (e.g. /dev/termination-log)")
+
+    command("layers", _layers, "the Keras layers private serving computes, drops, folds, leaves to the client or refuses")
 
     sub = command("serve", _serve, "serve private predictions from the shares on the players")
     config_option(sub)
@@ -120,6 +123,12 @@ def _share(args):
     print(f"shared {args.model} as {manifest['share_id']}")
 
 
+def _layers(args):
+    from privatemodel.runtime.owner.layers import table_text
+
+    print(table_text())
+
+
 def _serve(args):
     from privatemodel.runtime.mpc import hostmap
     from privatemodel.runtime.serving.endpoint import ServingEndpoint
@@ -153,14 +162,17 @@ def _predict(args):
 
     client = PrivateClient(args.access, timeout=args.timeout)
     batch = np.concatenate([load_query(path, client.input_shape) for path in args.input])
-    logits = client.predict(batch)
-    classes = logits.reshape(len(logits), -1).argmax(axis=1)
+    outputs = client.predict(batch)
+    classes = outputs.reshape(len(outputs), -1).argmax(axis=1)
+    kind = "probabilities" if client.output_activation else "logits"
     if args.json:
-        print(json.dumps({"logits": logits.tolist(), "classes": classes.tolist()}))
+        print(json.dumps({kind: outputs.tolist(), "classes": classes.tolist(), "output_activation": client.output_activation}))
         return
-    for index, (row, label) in enumerate(zip(logits, classes)):
+    if client.output_activation:
+        print(f"probabilities ({client.output_activation} applied in the client to the reconstructed logits)")
+    for index, (row, label) in enumerate(zip(outputs, classes)):
         values = " ".join(f"{v:+.3f}" for v in row.ravel())
-        print(f"example {index}: class {label}  logits [{values}]")
+        print(f"example {index}: class {label}  {kind} [{values}]")
 
 
 def _local(args):
@@ -219,9 +231,10 @@ def _report(error, error_file):
     from privatemodel.runtime.client.inputs import InputFileError
     from privatemodel.runtime.owner.model import ModelError
     from privatemodel.runtime.serving.server import RequestError
-    from privatemodel.runtime.player.storage import NoSharesError
+    from privatemodel.runtime.player.storage import NoSharesError, StateDirInUse
 
-    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError, AccessError, LoopbackError)):
+    if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError, StateDirInUse,
+                          AccessError, LoopbackError)):
         code = EXIT_BAD_INPUT
     elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError, MeshError)):
         code = EXIT_UNAVAILABLE

@@ -25,6 +25,15 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def scratch_cluster(tmp_path_factory):
+    """Players whose shares tests may replace or break: the reference model stays on `cluster`."""
+    players = LocalCluster(tmp_path_factory.mktemp("scratch-cluster"))
+    players.up()
+    yield players
+    players.down()
+
+
+@pytest.fixture(scope="session")
 def shared(cluster, reference_model):
     result = run_cli("share", "--model", str(reference_model["path"]), "--config", str(cluster.hostmap_path))
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,6 @@
 """The model owner's step: what is accepted, what is refused, and that a refusal changes nothing."""
 import json
+import os
 
 import h5py
 import numpy as np
@@ -14,7 +15,7 @@ def share(cluster, model, *extra):
 
 def test_each_player_holds_only_its_own_share(cluster, shared):
     share_id = shared["share_id"]
-    files = {p: cluster.state_dir(p) / f"weights-{share_id}.share" for p in ("server0", "server1", "server2")}
+    files = {p: cluster.state_dir(p) / f"weights-{share_id}-{p}.share" for p in ("server0", "server1", "server2")}
     assert files["server0"].stat().st_size > 0 and files["server1"].stat().st_size > 0
     assert not files["server2"].exists()
     assert files["server0"].read_bytes() != files["server1"].read_bytes()
@@ -36,20 +37,18 @@ def unsupported_layer_model(path):
     return make_keras_file(path, [
         tf.keras.layers.Conv2D(2, 3, batch_input_shape=(None, 28, 28, 1)),
         tf.keras.layers.Flatten(),
-        tf.keras.layers.Dropout(0.5, name="drop"),
+        tf.keras.layers.LeakyReLU(name="leaky"),
         tf.keras.layers.Dense(10),
     ])
 
 
-def max_pooling_model(path):
+def huge_weight_model(path):
     import tensorflow as tf
 
-    return make_keras_file(path, [
-        tf.keras.layers.Conv2D(2, 3, batch_input_shape=(None, 28, 28, 1)),
-        tf.keras.layers.MaxPooling2D(2, name="maxpool"),
-        tf.keras.layers.Flatten(),
-        tf.keras.layers.Dense(10),
-    ])
+    model = tf.keras.Sequential([tf.keras.layers.Dense(10, name="huge", input_shape=(4,))])
+    model.set_weights([np.full((4, 10), 5000.0), np.zeros(10)])
+    model.save(path, save_format="h5")
+    return path
 
 
 def unsupported_option_model(path):
@@ -60,6 +59,17 @@ def unsupported_option_model(path):
         tf.keras.layers.Flatten(),
         tf.keras.layers.Dense(10),
     ])
+
+
+def lambda_model(path):
+    """A Lambda whose code leaves a marker: Keras would run it while loading the model."""
+    import tensorflow as tf
+
+    marker = str(path.parent / "lambda-ran")
+    layers = [tf.keras.layers.Dense(2, input_shape=(3,)), tf.keras.layers.Lambda(lambda x: (open(marker, "w").close(), x)[1], name="evil")]
+    make_keras_file(path, layers)
+    os.unlink(marker)  # building the model here ran it once
+    return path
 
 
 def corrupt_file(path, reference_path):
@@ -78,10 +88,11 @@ def hdf5_without_model(path):
     (lambda p, ref: corrupt_file(p / "truncated.h5", ref), "not a readable HDF5 file"),
     (lambda p, ref: (p / "notes.h5").write_text("hello") and p / "notes.h5", "not a readable HDF5 file"),
     (lambda p, ref: hdf5_without_model(p / "table.h5"), "an HDF5 file but not a Keras model"),
-    (lambda p, ref: unsupported_layer_model(p / "dropout.h5"), r"layer 3 'drop' \(Dropout\): not supported by SecureNN serving; supported layers: "),
-    (lambda p, ref: max_pooling_model(p / "maxpool.h5"), r"layer 2 'maxpool' \(MaxPooling2D\): not supported: .*use AveragePooling2D"),
+    (lambda p, ref: unsupported_layer_model(p / "leaky.h5"), r"layer 3 'leaky' \(LeakyReLU\): not supported: .*use ReLU; supported layers: "),
+    (lambda p, ref: huge_weight_model(p / "huge.h5"), r"'huge' \(Dense\) kernel: weights up to 5000 \(after conversion\) exceed the fixed-point range ±2187"),
     (lambda p, ref: unsupported_option_model(p / "dilated.h5"), r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
     (lambda p, ref: p / "missing.h5", "missing.h5: no such file"),
+    (lambda p, ref: lambda_model(p / "lambda.h5"), r"layer 2 'evil' \(Lambda\): not supported: .*refused before loading the model, so none of its code ran"),
 ])
 def test_bad_models_are_refused_and_players_keep_their_shares(cluster, shared, reference_model, tmp_path, make, message):
     before = {p: manifest_of(cluster, p) for p in ("server0", "server1")}
@@ -90,6 +101,7 @@ def test_bad_models_are_refused_and_players_keep_their_shares(cluster, shared, r
     assert "error: " in result.stderr
     assert any(__import__("re").search(message, line) for line in result.stderr.splitlines()), result.stderr
     assert {p: manifest_of(cluster, p) for p in ("server0", "server1")} == before
+    assert not (tmp_path / "lambda-ran").exists()
 
 
 def test_input_shape_mismatch_names_both_shapes(cluster, shared, reference_model, tmp_path):
@@ -118,5 +130,5 @@ def test_weights_only_h5_needs_and_accepts_an_architecture(cluster, shared, refe
     assert manifest["share_id"] != shared["share_id"]
     assert manifest["model"]["weight_shapes"] == json.loads(json.dumps(shared["model"]["weight_shapes"]))
     # The previous share is emptied, not left behind.
-    assert (cluster.state_dir("server0") / f"weights-{shared['share_id']}.share").read_bytes() == b""
+    assert (cluster.state_dir("server0") / f"weights-{shared['share_id']}-server0.share").read_bytes() == b""
     shared.update(manifest)

@@ -1,4 +1,5 @@
-"""`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run.
+"""`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run,
+then private accuracy against Keras over the held-out digits (bench/accuracy.py).
 
 Everything runs on this machine: three players, the serving process and the client, first over
 loopback, then (as root) with each party in its own network namespace and the players joined by
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from privatemodel.bench.accuracy import measure_accuracy
 from privatemodel.runtime import reference
 from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
@@ -55,6 +57,7 @@ def run_bench(output: Path, requests: int) -> dict:
                 cluster.down()
     else:
         log.warning("not root: the TLS mesh configuration (network namespaces) is not measured")
+    results["accuracy"] = measure_accuracy()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(_table(results))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel import contract
+from privatemodel.runtime.client.postprocess import apply_output_activation
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +133,20 @@ class PrivateClient:
         self.share_id = metadata["shareId"]
         self.input_shape = tuple(metadata["inputShape"])
         self.output_shape = tuple(metadata["outputShape"])
-        self.output_activation = metadata.get("outputActivation", "linear")
+        self.output_activation = metadata.get("outputActivation")  # None: the logits are the answer
         self.scaling_factor = metadata["encoding"]["scaling_factor"]
         self.max_abs_value = metadata["encoding"]["max_abs_value"]
         self.max_batch = metadata["maxBatch"]
 
     def predict(self, x) -> np.ndarray:
-        """Logits for a batch (n, *input_shape), or for one example given without the batch axis."""
+        """The model's output for a batch (n, *input_shape), or for one example without the batch axis:
+        logits, or probabilities when the model ends in softmax/sigmoid (applied here, after reconstruction)."""
         batch = self.check_query(x)
         started = time.monotonic()
         answers = [self._predict_batch(batch[start:start + self.max_batch]) for start in range(0, len(batch), self.max_batch)]
         answer = np.concatenate(answers)
         log.info("private prediction of %d example(s) in %.1f ms", len(batch), 1000 * (time.monotonic() - started))
-        return answer
+        return apply_output_activation(answer, self.output_activation)
 
     def check_query(self, x) -> np.ndarray:
         x = np.asarray(x)

@@ -34,8 +34,9 @@ _tfe_secure_random.secure_random_module = _secure_random_ops
 if not (_tfe_secure_random.supports_secure_randomness() and _tfe_secure_random.supports_seeded_randomness()):
     raise RuntimeError("tf-encrypted does not report secure randomness after installing the project's op")
 
-from privatemodel.runtime.mpc import tfe_fixes  # noqa: E402  (imports tf-encrypted, so only now)
+from privatemodel.runtime.mpc import tfe_fixes, tfe_layers  # noqa: E402  (import tf-encrypted, so only now)
 
 tfe_fixes.apply_all()
+tfe_layers.install()
 
 tfe = tf_encrypted

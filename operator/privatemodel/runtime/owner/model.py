@@ -1,22 +1,27 @@
 """Loading a Keras model from .h5 and checking that SecureNN can serve it, before any share is made."""
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
+import numpy as np
 
+from privatemodel.runtime.owner import convert, layers as table
+from privatemodel.runtime.owner.convert import ModelError
 
-class ModelError(ValueError):
-    """The model cannot be served privately; the message says what and where."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelSummary:
     """What serving needs to know about a model; none of it is secret."""
 
-    config: dict  # Keras Sequential config: the architecture, no weights
+    config: dict  # converted Keras Sequential config: the architecture, no weights
     input_shape: tuple  # without the batch dimension
     output_shape: tuple  # without the batch dimension
-    weight_shapes: tuple  # one shape per weight, in get_weights() order
+    weight_shapes: tuple  # one shape per converted weight, in get_weights() order
+    output_activation: str | None = None  # the client applies it after reconstruction
 
     def to_dict(self) -> dict:
         return {
@@ -24,6 +29,7 @@ class ModelSummary:
             "input_shape": list(self.input_shape),
             "output_shape": list(self.output_shape),
             "weight_shapes": [list(s) for s in self.weight_shapes],
+            "output_activation": self.output_activation,
         }
 
     @classmethod
@@ -33,6 +39,7 @@ class ModelSummary:
             input_shape=tuple(data["input_shape"]),
             output_shape=tuple(data["output_shape"]),
             weight_shapes=tuple(tuple(s) for s in data["weight_shapes"]),
+            output_activation=data.get("output_activation"),
         )
 
 
@@ -45,7 +52,7 @@ def load_keras_model(path, architecture=None):
         raise ModelError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as h5:
-            has_architecture = "model_config" in h5.attrs
+            config_text = h5.attrs.get("model_config")
             has_weights = "model_weights" in h5 or "layer_names" in h5.attrs
     except OSError:
         raise ModelError(f"{path}: not a readable HDF5 file (corrupt, truncated, or another format)") from None
@@ -54,12 +61,15 @@ def load_keras_model(path, architecture=None):
 
     try:
         if architecture is None:
-            if not has_architecture:
+            if config_text is None:
                 raise ModelError(
                     f"{path}: holds weights only, no architecture; pass the architecture JSON too"
                 )
+            refuse_before_loading(config_text, str(path))
             return tf.keras.models.load_model(path, compile=False)
-        model = tf.keras.models.model_from_json(Path(architecture).read_text())
+        architecture_text = Path(architecture).read_text()
+        refuse_before_loading(architecture_text, str(architecture))
+        model = tf.keras.models.model_from_json(architecture_text)
         model.load_weights(path)
         return model
     except ModelError:
@@ -71,50 +81,74 @@ def load_keras_model(path, architecture=None):
         raise ModelError(f"{source}: not a loadable Keras model: {error}") from None
 
 
-# Layers tfe.keras builds but SecureNN cannot run at prediction time (found by running them).
-_FAILS_UNDER_SECURENN = {
-    "MaxPooling2D": "SecureNN in tf-encrypted 0.9.1 fails at run time on max pooling; use AveragePooling2D",
-}
+def refuse_before_loading(config_text, source: str) -> None:
+    """Keras runs a Lambda layer's code while loading the model: refuse what the layer table
+    refuses (or does not know) from the plain JSON config, before Keras sees it."""
+    try:
+        entries = [e for e in json.loads(config_text)["config"]["layers"] if e["class_name"] != "InputLayer"]
+    except (ValueError, TypeError, KeyError):
+        raise ModelError(f"{source}: the model's architecture is not a Keras model config") from None
+    for position, entry in enumerate(entries, 1):
+        rule = table.rule(str(entry["class_name"]))
+        if rule.treatment == table.REFUSED:
+            name = (entry.get("config") or {}).get("name", "?")
+            raise ModelError(
+                f"{source}: layer {position} '{name}' ({entry['class_name']}): not supported: {rule.note}; "
+                f"{table.supported_summary()}; refused before loading the model, so none of its code ran"
+            )
 
 
-def summarize(model, expected_input_shape=None, expected_output_shape=None) -> ModelSummary:
-    """Check every layer against what tf-encrypted implements; report the first problem by position."""
-    from privatemodel.runtime.mpc.tfe import tfe
+def summarize(model, expected_input_shape=None, expected_output_shape=None) -> tuple[ModelSummary, list]:
+    """Convert the model for SecureNN (or refuse it, naming the layer) and check the result.
 
-    if model.__class__.__name__ != "Sequential":
-        raise ModelError(
-            f"the model is a {model.__class__.__name__} model; only Sequential models can be served"
-        )
-    config = model.get_config()
-    position = 0
-    for layer_config in config["layers"]:
-        kind = layer_config["class_name"]
-        if kind == "InputLayer":
-            continue
-        position += 1
-        name = layer_config["config"].get("name", "?")
-        where = f"layer {position} '{name}' ({kind})"
-        if kind in _FAILS_UNDER_SECURENN:
-            raise ModelError(f"{where}: not supported: {_FAILS_UNDER_SECURENN[kind]}")
-        layer_class = getattr(tfe.keras.layers, kind, None)
-        if kind == "Input" or layer_class is None:
-            supported = sorted(n for n in tfe.keras.layers.__all__ if n != "Input")
-            raise ModelError(f"{where}: not supported by SecureNN serving; supported layers: {', '.join(supported)}")
-        try:
-            layer_class(**layer_config["config"])
-        except (NotImplementedError, ValueError, TypeError, KeyError) as error:
-            raise ModelError(f"{where}: unsupported option: {error}") from None
+    Returns what serving needs to know and the converted weights to share.
+    """
+    converted = convert.convert(model)
+    for note in converted.notes:
+        log.info("%s", note)
+    for step in converted.steps:
+        _check_options(step)
+    convert.check_equivalent(model, converted)
 
     input_shape = tuple(model.input_shape[1:])
     output_shape = tuple(model.output_shape[1:])
     _check_shape("input", input_shape, expected_input_shape)
     _check_shape("output", output_shape, expected_output_shape)
-    return ModelSummary(
-        config=config,
+    summary = ModelSummary(
+        config=converted.config,
         input_shape=input_shape,
         output_shape=output_shape,
-        weight_shapes=tuple(tuple(w.shape) for w in model.get_weights()),
+        weight_shapes=tuple(tuple(w.shape) for w in converted.weights),
+        output_activation=converted.output_activation,
     )
+    return summary, converted.weights
+
+
+def check_range(summary: ModelSummary, weights: list, max_abs_value: float) -> None:
+    """Weights beyond the fixed-point range would wrap around in the ring: garbage, silently."""
+    owners = [
+        f"'{layer['config']['name']}' ({layer['class_name']}) {part}"
+        for layer in summary.config["layers"]
+        for part in (("kernel", "bias") if layer["config"].get("use_bias", True) else ("kernel",))
+        if layer["class_name"] in convert.KERNEL_LAYERS
+    ]
+    for owner, weight in zip(owners, weights):
+        largest = float(np.abs(weight).max()) if weight.size else 0.0
+        if not np.isfinite(weight).all() or largest >= max_abs_value:
+            raise ModelError(
+                f"{owner}: weights up to {largest:g} (after conversion) exceed the fixed-point range "
+                f"±{max_abs_value:g}; rescale the model (e.g. a BatchNormalization with a tiny variance)"
+            )
+
+
+def _check_options(step):
+    """tf-encrypted's layers refuse the Keras options they do not implement (e.g. dilation_rate)."""
+    from privatemodel.runtime.mpc.tfe import tfe
+
+    try:
+        getattr(tfe.keras.layers, step.kind)(**step.config)
+    except (NotImplementedError, ValueError, TypeError, KeyError) as error:
+        raise ModelError(f"{step.where}: unsupported option: {error}") from None
 
 
 def _check_shape(what, actual, expected):

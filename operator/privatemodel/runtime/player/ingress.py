@@ -166,7 +166,7 @@ class Ingress:
             "shareId": manifest["share_id"],
             "inputShape": model["input_shape"],
             "outputShape": model["output_shape"],
-            "outputActivation": model.get("output_activation", "linear"),
+            "outputActivation": model.get("output_activation"),
             "encoding": manifest["encoding"],
             "maxBatch": self.max_batch,
         }

@@ -16,11 +16,12 @@ from privatemodel.runtime.mpc import hostmap as hostmaps
 from privatemodel.runtime.mpc import loopback
 from privatemodel.runtime.mpc.mesh import Mesh
 from privatemodel.runtime.mpc.session import JOB_NAME
+from privatemodel.runtime.player import storage
 
 log = logging.getLogger(__name__)
 
 
-def run_player(name: str, hostmap, state_dir, threads: int = 1, tls_dir=None, ingress_port=None, ingress_host="0.0.0.0", max_batch=None) -> None:
+def run_player(name: str, hostmap, state_dir=None, threads: int = 1, tls_dir=None, ingress_port=None, ingress_host="0.0.0.0", max_batch=None) -> None:
     """Serve until SIGTERM or SIGINT, or until the party's TLS tunnels die.
 
     threads: TensorFlow's inter- and intra-op pools. SecureNN's many small ops gain nothing from
@@ -39,8 +40,9 @@ def run_player(name: str, hostmap, state_dir, threads: int = 1, tls_dir=None, in
     loopback.check_active()
     # Graphs sent here use the secure random op: its kernels must be registered in this process.
     secure_random.load()
-    state_dir = Path(state_dir).resolve()
+    state_dir = Path(state_dir or storage.default_state_dir(name)).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    storage.lock_state_dir(state_dir, name)
     os.chdir(state_dir)
 
     stop = threading.Event()

@@ -54,6 +54,7 @@ class PrivateModelServer:
         self.manifest = shares.read_consistent_manifest(self.hostmap)
         self.summary = ModelSummary.from_dict(self.manifest["model"])
         share_id = self.manifest["share_id"]
+        shares.check_distinct_shares(self.hostmap, share_id)
         holders = {}
         for player in shares.SHARE_HOLDERS:
             import tensorflow as tf
