@@ -92,6 +92,8 @@ def _parser():
     sub = command("local", _local, "players as processes on this machine")
     sub.add_argument("action", choices=["up", "down", "status"])
     sub.add_argument("--dir", help="where the hostmap, PIDs and logs go (default ~/.cache/privatemodel/local)")
+    sub.add_argument("--isolated", action="store_true",
+                     help="up: each party in its own network namespace, joined by the TLS mesh, as on several hosts (root)")
     sub.add_argument("--manual", metavar="HOST0,HOST1,HOST2,CONTROLLER", type=_hosts,
                      help="print how to run the players on three hosts and share/serve on a fourth, over the TLS mesh")
 
@@ -178,7 +180,7 @@ def _predict(args):
 def _local(args):
     from privatemodel.runtime.local.cluster import LocalCluster
 
-    cluster = LocalCluster(args.dir)
+    cluster = LocalCluster(args.dir, isolated=args.isolated)
     if args.manual:
         print(cluster.manual_commands(args.manual))
     elif args.action == "up":
