@@ -36,7 +36,9 @@ def operator_pods(core):
 
 @pytest.fixture(scope="module")
 def operator(kubeconfig, core):
-    """The chart, installed as the README says (a no-op upgrade when it already is)."""
+    """The chart, installed as the README says (a no-op upgrade when it already is). Helm installs
+    a chart's CRDs only on first install, so the CRD is applied first, as an upgrade must."""
+    kubectl(kubeconfig, "apply", "-f", str(REPO / "charts" / "privatemodel" / "crds" / "privatemodels.yaml"))
     helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
          "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
          "--set", f"operator.image.tag={IMAGE_TAG}", "--set", f"runtime.image.tag={IMAGE_TAG}")
