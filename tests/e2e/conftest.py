@@ -8,10 +8,8 @@ from kubernetes import client
 # API clients of the cluster tests, on this directory's kubeconfig fixture.
 from cluster.conftest import api, apps, batch, core  # noqa: F401
 from cluster.harness import ensure_cluster, ensure_images
-from cluster.kube import wait_until
-from e2e.support import REPO, helm, kubectl
+from e2e.support import OPERATOR_NAMESPACE, OPERATOR_SELECTOR, REPO, Diagnostics, helm, kubectl, wait_until
 
-OPERATOR_NAMESPACE = "privatemodel-system"
 RELEASE = "pm"
 
 
@@ -22,6 +20,7 @@ def kubeconfig(request):
     with capture.global_and_fixture_disabled():
         path = ensure_cluster()
         ensure_images("runtime", "operator")
+    Diagnostics.kubeconfig = path
     return path
 
 
@@ -31,7 +30,7 @@ def custom(api):
 
 
 def operator_pods(core):
-    return core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=privatemodel").items
+    return core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=OPERATOR_SELECTOR).items
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,9 @@ def namespace(kubeconfig, core, operator):
     core.create_namespace({"metadata": {"name": name}})
     # Controllers retry until the namespace's service account exists; pods created here do not.
     wait_until(lambda: core.read_namespaced_service_account("default", name), 30, f"service account of {name}")
+    Diagnostics.namespace = name
     yield name
     # While the operator still runs: PrivateModels keep their finalizer until it has torn them down.
     kubectl(kubeconfig, "-n", name, "delete", "privatemodels", "--all", "--wait", "--timeout=180s", timeout=200)
     core.delete_namespace(name)
+    Diagnostics.namespace = None

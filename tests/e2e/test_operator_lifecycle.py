@@ -2,7 +2,6 @@
 client pod, Completed, then delete leaves nothing behind. Tests run in order, on one model."""
 import numpy as np
 
-from cluster.kube import wait_until
 from e2e.support import (
     apply_model,
     children,
@@ -13,6 +12,7 @@ from e2e.support import (
     private_model,
     record_timing,
     wait_for_phase,
+    wait_until,
     wait_until_serving,
 )
 from privatemodel.controller import consts
