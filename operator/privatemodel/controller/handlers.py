@@ -106,8 +106,8 @@ def tear_down(name, namespace, memo: kopf.Memo, logger, **_):
     logger.info("all children of %s/%s are gone", namespace, name)
 
 
-@kopf.on.probe(id="unreconciled")
-def unreconciled_models(memo: kopf.Memo, logger, **_):
+@kopf.on.probe(id="reconciledModels")
+def every_model_reconciled(memo: kopf.Memo, logger, **_):
     """Liveness and readiness: fail (HTTP 500, so the kubelet restarts the operator) when a
     PrivateModel that exists has gone unreconciled too long. The list is a request of its own,
     so a watch stream that went silent cannot hide the model."""
