@@ -66,7 +66,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     settings.networking.connect_timeout = CONNECT_TIMEOUT
     memo.defaults = OperatorDefaults.from_env()
     memo.kube = kube.connect()
-    # The probe lists PrivateModels in the scope kopf watches (the chart passes it; empty: all).
+    # The probe lists PrivateModels in the scope kopf watches (the chart passes it; empty: all),
+    # with the configuration kube.connect() loaded.
     memo.watch_namespace = os.environ.get(consts.ENV_WATCH_NAMESPACE) or None
     memo.models_api = kubernetes.client.CustomObjectsApi()
     memo.sightings = Sightings()
