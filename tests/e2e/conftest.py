@@ -36,8 +36,9 @@ def operator_pods(core):
 @pytest.fixture(scope="module")
 def operator(kubeconfig, core):
     """The chart, installed as the README says (a no-op upgrade when it already is)."""
+    # --reset-values: an upgrade without values would keep those of an earlier install by hand.
     helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
-         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s")
+         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--reset-values", "--wait", "--timeout", "180s")
     return RELEASE
 
 
