@@ -57,6 +57,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     settings.posting.level = logging.WARNING
     # kopf logs every successful tick; the handlers log what they change instead.
     logging.getLogger("kopf.objects").addFilter(_QuietTicks())
+    # The kubelet's probes every few seconds would fill the log; failures are logged by kopf.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
     settings.watching.connect_timeout = CONNECT_TIMEOUT
