@@ -8,10 +8,8 @@ from kubernetes import client
 # API clients of the cluster tests, on this directory's kubeconfig fixture.
 from cluster.conftest import api, apps, batch, core  # noqa: F401
 from cluster.harness import ensure_cluster, ensure_images
-from cluster.kube import wait_until
-from e2e.support import IMAGE_TAG, REPO, helm, kubectl
+from e2e.support import IMAGE_TAG, OPERATOR_NAMESPACE, OPERATOR_SELECTOR, REPO, Diagnostics, helm, kubectl, wait_until
 
-OPERATOR_NAMESPACE = "privatemodel-system"
 RELEASE = "pm"
 
 
@@ -22,6 +20,7 @@ def kubeconfig(request):
     with capture.global_and_fixture_disabled():
         path = ensure_cluster()
         ensure_images("runtime", "operator")
+    Diagnostics.kubeconfig = path
     return path
 
 
@@ -31,7 +30,7 @@ def custom(api):
 
 
 def operator_pods(core):
-    return core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector="app.kubernetes.io/name=privatemodel").items
+    return core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=OPERATOR_SELECTOR).items
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,9 @@ def operator(kubeconfig, core):
     """The chart, installed as the README says (a no-op upgrade when it already is). Helm installs
     a chart's CRDs only on first install, so the CRD is applied first, as an upgrade must."""
     kubectl(kubeconfig, "apply", "-f", str(REPO / "charts" / "privatemodel" / "crds" / "privatemodels.yaml"))
+    # --reset-values: an upgrade without values would keep those of an earlier install by hand.
     helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
-         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout", "180s",
+         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--reset-values", "--wait", "--timeout", "180s",
          "--set", f"operator.image.tag={IMAGE_TAG}", "--set", f"runtime.image.tag={IMAGE_TAG}")
     return RELEASE
 
@@ -63,7 +63,9 @@ def namespace(kubeconfig, core, operator):
     core.create_namespace({"metadata": {"name": name}})
     # Controllers retry until the namespace's service account exists; pods created here do not.
     wait_until(lambda: core.read_namespaced_service_account("default", name), 30, f"service account of {name}")
+    Diagnostics.namespace = name
     yield name
     # While the operator still runs: PrivateModels keep their finalizer until it has torn them down.
     kubectl(kubeconfig, "-n", name, "delete", "privatemodels", "--all", "--wait", "--timeout=180s", timeout=200)
     core.delete_namespace(name)
+    Diagnostics.namespace = None

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from kubernetes.client.exceptions import ApiException
 
-from cluster.kube import pod_log, wait_until
+from cluster import kube
+from cluster.kube import pod_log
 from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
@@ -28,6 +29,55 @@ RUNTIME_IMAGE = f"{consts.DEFAULT_RUNTIME_IMAGE.rsplit(':', 1)[0]}:{IMAGE_TAG}"
 CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps", "secrets",
                "networkpolicies")
 TIMINGS = REPO / "build" / "e2e" / "timings.json"
+OPERATOR_NAMESPACE = "privatemodel-system"
+OPERATOR_SELECTOR = "app.kubernetes.io/name=privatemodel"
+
+
+class Diagnostics:
+    """Where the dump of a timed-out wait looks; the e2e fixtures set it (kubeconfig, the test namespace)."""
+
+    kubeconfig = None
+    namespace = None
+
+
+def diagnose(kubeconfig, namespace) -> str:
+    """What a person looks at when a model does not get where it should: the operator's pods and
+    log tail, the namespace's PrivateModels (status), their events, pods and last events."""
+    sections = [
+        ("operator pods", ["-n", OPERATOR_NAMESPACE, "get", "pods", "-o", "wide"], None),
+        ("operator log", ["-n", OPERATOR_NAMESPACE, "logs", "-l", OPERATOR_SELECTOR, "--tail=40", "--prefix"], None),
+    ]
+    if namespace:
+        sections += [
+            (f"PrivateModels in {namespace}", ["-n", namespace, "get", "privatemodels", "-o",
+                                                'jsonpath={range .items[*]}{.metadata.name}: {.status}{"\\n"}{end}'], None),
+            ("their events", ["-n", namespace, "get", "events", "--sort-by=.lastTimestamp",
+                              f"--field-selector=involvedObject.kind={consts.KIND}"], 15),
+            ("pods", ["-n", namespace, "get", "pods", "-o", "wide"], None),
+            ("last events", ["-n", namespace, "get", "events", "--sort-by=.lastTimestamp"], 25),
+        ]
+    dump = []
+    for title, args, last_lines in sections:
+        try:
+            result = kubectl(kubeconfig, *args, check=False, timeout=30)
+            text = (result.stdout + result.stderr).rstrip()
+        except subprocess.TimeoutExpired:
+            text = "(kubectl timed out)"
+        lines = text.splitlines()
+        if last_lines:  # the header and the newest
+            lines = lines[:1] + lines[1:][-last_lines:]
+        dump.append(f"--- {title} ---\n" + "\n".join(lines))
+    return "\n".join(dump)
+
+
+def wait_until(check, timeout, what, interval=0.5):
+    """cluster.kube.wait_until; on a timeout the message carries the diagnostic dump."""
+    try:
+        return kube.wait_until(check, timeout, what, interval=interval)
+    except AssertionError as error:
+        if Diagnostics.kubeconfig is None:
+            raise
+        raise AssertionError(f"{error}\n{diagnose(Diagnostics.kubeconfig, Diagnostics.namespace)}") from None
 
 
 def kubectl(kubeconfig, *args, check=True, input=None, timeout=180):
@@ -60,8 +110,8 @@ def wait_for_phase(custom, namespace, name, phase, timeout, check=None):
             return model
         return False
 
-    model = wait_until(reached, timeout, f"PrivateModel {namespace}/{name} in phase {phase}"
-                       f" (now: {(private_model(custom, namespace, name) or {}).get('status')})", interval=1)
+    # The dump of a timeout shows the status then (a status read here would be the one before waiting).
+    model = wait_until(reached, timeout, f"PrivateModel {namespace}/{name} in phase {phase}", interval=1)
     return model, time.monotonic() - started
 
 

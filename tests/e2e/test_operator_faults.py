@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from cluster.kube import wait_until
 from e2e.conftest import OPERATOR_NAMESPACE, operator_pods
 from e2e.support import (
     apply_manifest,
@@ -15,6 +14,7 @@ from e2e.support import (
     private_model,
     record_timing,
     wait_for_phase,
+    wait_until,
     wait_until_serving,
 )
 from privatemodel import contract

@@ -3,7 +3,6 @@ client pod over HTTPS, Completed, then delete leaves nothing behind (Secrets and
 included). Tests run in order, on one model."""
 import numpy as np
 
-from cluster.kube import wait_until
 from e2e.support import (
     apply_model,
     children,
@@ -14,6 +13,7 @@ from e2e.support import (
     private_model,
     record_timing,
     wait_for_phase,
+    wait_until,
     wait_until_serving,
 )
 from privatemodel import contract

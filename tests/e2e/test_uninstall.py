@@ -1,7 +1,6 @@
 """helm uninstall removes the operator; it runs last (file order), after every model is gone."""
-from cluster.kube import wait_until
 from e2e.conftest import OPERATOR_NAMESPACE, RELEASE, operator_pods
-from e2e.support import helm
+from e2e.support import helm, wait_until
 
 
 def test_helm_uninstall_removes_the_operator(kubeconfig, core, apps, operator):

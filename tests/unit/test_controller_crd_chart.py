@@ -214,13 +214,16 @@ def test_render_defaults(helm):
         "kopf", "run", "--standalone", "--module=privatemodel.controller.handlers",
         "--liveness=http://0.0.0.0:8080/healthz", "--all-namespaces",
     ]  # fmt: skip
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env == {
         consts.ENV_RUNTIME_IMAGE: consts.DEFAULT_RUNTIME_IMAGE,
         consts.ENV_IMAGE_PULL_POLICY: consts.DEFAULT_IMAGE_PULL_POLICY,
         consts.ENV_CLUSTER_DOMAIN: consts.DEFAULT_CLUSTER_DOMAIN,
         consts.ENV_SERVICE_TYPE: consts.DEFAULT_SERVICE_TYPE,
+        consts.ENV_WATCH_NAMESPACE: "",  # all namespaces, as kopf's --all-namespaces
     }
     binding = by_kind(docs)["ClusterRoleBinding"]
     service_account = {"kind": "ServiceAccount", "name": "pm-privatemodel", "namespace": RELEASE_NAMESPACE}
@@ -244,6 +247,7 @@ def test_render_custom_values_namespaced(helm):
     assert env[consts.ENV_IMAGE_PULL_POLICY] == "Never"
     assert env[consts.ENV_CLUSTER_DOMAIN] == "example.internal"
     assert env[consts.ENV_SERVICE_TYPE] == "NodePort"
+    assert env[consts.ENV_WATCH_NAMESPACE] == "models"
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "pm-operator"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -253,7 +257,15 @@ def test_render_custom_values_namespaced(helm):
 def test_namespaced_mode_defaults_to_the_release_namespace(helm):
     kinds = by_kind(render(helm, "--set", "namespaced=true"))
     assert kinds["Role"]["metadata"]["namespace"] == RELEASE_NAMESPACE
-    assert f"--namespace={RELEASE_NAMESPACE}" in operator_container(list(kinds.values()))["command"]
+    container = operator_container(list(kinds.values()))
+    assert f"--namespace={RELEASE_NAMESPACE}" in container["command"]
+    assert {"name": consts.ENV_WATCH_NAMESPACE, "value": RELEASE_NAMESPACE} in container["env"]
+
+
+def test_the_health_port_is_set_once(helm):
+    container = operator_container(render(helm, "--set", "operator.healthPort=9090"))
+    assert "--liveness=http://0.0.0.0:9090/healthz" in container["command"]
+    assert container["ports"][0]["containerPort"] == 9090
 
 
 @pytest.mark.parametrize("value", ["runtime.image.pullPolicy=Sometimes", "access.serviceType=ExternalName"])

@@ -7,14 +7,18 @@ duplicates children. Steps, each gated on the one before:
   Services, a StatefulSet per player) -> sharing Job -> serving Deployment/Service.
 """
 import logging
+import os
+import time
 
 import kopf
+import kubernetes
 
 from privatemodel import contract
 from privatemodel.controller import consts, kube, observe, tls
 from privatemodel.controller.conditions import find_condition, rollup, set_condition
 from privatemodel.controller.consts import Component, ConditionType, Phase, Reason
 from privatemodel.controller.defaults import OperatorDefaults
+from privatemodel.controller.liveness import Sightings
 from privatemodel.controller.naming import child_name, selector_labels
 from privatemodel.controller.objects.mesh import build_hostmap_config_map, build_mesh_service, build_network_policies
 from privatemodel.controller.objects.players import (
@@ -29,6 +33,20 @@ from privatemodel.controller.spec import SpecError, check_model_name, parse_spec
 
 RESOURCE = (consts.GROUP, consts.VERSION, consts.PLURAL)
 STATUS_TIMEOUT_SECONDS = 3
+# The API server ends each watch request after WATCH_SERVER_TIMEOUT s and kopf resumes it from the
+# last resourceVersion; the client gives up on it a little later. A stream whose connection died
+# without a close (a restarted or frozen API server, a lost NAT entry: no FIN ever arrives) is
+# thus replaced within WATCH_CLIENT_TIMEOUT s, instead of never.
+WATCH_SERVER_TIMEOUT = 60
+WATCH_CLIENT_TIMEOUT = 90
+CONNECT_TIMEOUT = 10
+# kopf's own patches and lists (finalizers, status): a request sent on a dead keep-alive
+# connection waits this long, not kopf's default of 5 minutes.
+REQUEST_TIMEOUT = 30
+# The liveness probe fails when a PrivateModel has gone this long without a reconcile tick at its
+# current generation: the operator no longer sees it (see liveness.py).
+UNRECONCILED_BOUND = 60
+PROBE_LIST_TIMEOUT = 5
 
 
 @kopf.on.startup()
@@ -40,14 +58,29 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     settings.posting.level = logging.WARNING
     # kopf logs every successful tick; the handlers log what they change instead.
     logging.getLogger("kopf.objects").addFilter(_QuietTicks())
+    # The kubelet's probes every few seconds would fill the log; failures are logged by kopf.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    settings.watching.connect_timeout = CONNECT_TIMEOUT
+    # Not 0.1 s: while the API server restarts, reconnect once a second, not ten times.
+    settings.watching.reconnect_backoff = 1.0
+    settings.networking.request_timeout = REQUEST_TIMEOUT
+    settings.networking.connect_timeout = CONNECT_TIMEOUT
     memo.defaults = OperatorDefaults.from_env()
     memo.kube = kube.connect()
+    # The probe lists PrivateModels in the scope kopf watches (the chart passes it; empty: all),
+    # with the configuration kube.connect() loaded.
+    memo.watch_namespace = os.environ.get(consts.ENV_WATCH_NAMESPACE) or None
+    memo.models_api = kubernetes.client.CustomObjectsApi()
+    memo.sightings = Sightings()
     logger.info("runtime image %s (pull %s), cluster domain %s", memo.defaults.runtime_image,
                 memo.defaults.image_pull_policy, memo.defaults.cluster_domain)
 
 
 @kopf.timer(*RESOURCE, interval=consts.RECONCILE_INTERVAL, backoff=consts.RECONCILE_INTERVAL)
 def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo, logger, **_):
+    memo.sightings.reconciled(meta["uid"], meta.get("generation", 1), time.monotonic())
     status = dict(status)
     try:
         check_model_name(name)
@@ -75,6 +108,27 @@ def tear_down(name, namespace, memo: kopf.Memo, logger, **_):
     if remaining:
         raise kopf.TemporaryError(f"waiting for {len(remaining)} pods to end: {', '.join(remaining)}", delay=2)
     logger.info("all children of %s/%s are gone", namespace, name)
+
+
+@kopf.on.probe(id="reconciledModels")
+def every_model_reconciled(memo: kopf.Memo, logger, **_):
+    """Liveness and readiness: fail (HTTP 500, so the kubelet restarts the operator) when a
+    PrivateModel that exists has gone unreconciled too long. The list is a request of its own,
+    so a watch stream that went silent cannot hide the model."""
+    try:
+        if memo.watch_namespace:
+            listed = memo.models_api.list_namespaced_custom_object(
+                consts.GROUP, consts.VERSION, memo.watch_namespace, consts.PLURAL, _request_timeout=PROBE_LIST_TIMEOUT)
+        else:
+            listed = memo.models_api.list_cluster_custom_object(
+                consts.GROUP, consts.VERSION, consts.PLURAL, _request_timeout=PROBE_LIST_TIMEOUT)
+    except Exception as error:  # noqa: BLE001 - an unreachable API server is no reason to restart
+        logger.warning("liveness: cannot list PrivateModels: %s", error)
+        return "unknown"
+    overdue = memo.sightings.overdue(listed["items"], time.monotonic(), UNRECONCILED_BOUND)
+    if overdue:
+        raise kopf.PermanentError(f"not reconciled for over {UNRECONCILED_BOUND}s: {', '.join(overdue)}")
+    return len(listed["items"])
 
 
 class _QuietTicks(logging.Filter):

@@ -22,6 +22,9 @@ _KINDS = {
 # (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
 # Secrets: the operator may only create Secrets, never read, list or delete them.
 CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap", "NetworkPolicy")
+# (connect, read) seconds. Without it a call on a pooled connection that died without a close
+# waits for ever, and so does every later reconcile tick of that PrivateModel.
+REQUEST_TIMEOUT = (10, 30)
 
 
 def connect() -> "Kube":
@@ -47,7 +50,8 @@ class Kube:
 
     def _call(self, kind: str, verb: str, *args, **kwargs):
         api, suffix = self._apis[kind]
-        response = getattr(api, f"{verb}_namespaced_{suffix}")(*args, _preload_content=False, **kwargs)
+        response = getattr(api, f"{verb}_namespaced_{suffix}")(*args, _preload_content=False,
+                                                               _request_timeout=REQUEST_TIMEOUT, **kwargs)
         return json.loads(response.data or b"null")
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
