@@ -317,6 +317,8 @@ def test_controllers_mesh_addresses_are_cluster_ips_that_outlive_their_pods():
     for controller in contract.CONTROLLER_NAMES:
         spec = objects[f"mesh_{controller}"]["spec"]
         assert spec["type"] == "ClusterIP" and "clusterIP" not in spec
+        # Players reach serving during its warm-up, which its readiness waits for.
+        assert spec["publishNotReadyAddresses"] is True
         assert [port["port"] for port in spec["ports"]] == [contract.MESH_PORT]
 
 

@@ -53,6 +53,8 @@ def build_mesh_service(
                              labels(model_name, Component.MESH)),
         "spec": {
             "type": "ClusterIP",
+            # Players call back into the controller while it warms up, before serving is Ready.
+            "publishNotReadyAddresses": True,
             "selector": selector_labels(model_name, CONTROLLER_COMPONENTS[controller]),
             "ports": [{"name": MESH_PORT_NAME, "port": contract.MESH_PORT, "targetPort": MESH_PORT_NAME,
                        "protocol": "TCP"}],
