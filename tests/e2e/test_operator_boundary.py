@@ -5,6 +5,7 @@ client outside the cluster gets private predictions over HTTPS through NodePorts
 The project's test cluster enforces no NetworkPolicy, so what is checked here is the boundary the
 parties draw themselves: TensorFlow on loopback only, and a mesh port that admits only the model's
 certificates."""
+import collections
 import json
 import uuid
 
@@ -117,6 +118,7 @@ def test_a_pod_labelled_like_the_models_own_cannot_reach_any_tensorflow_server(
     assert phase == "Succeeded", log
     results = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len(results) == len(targets) * 7, log
+    print("attempts by outcome:", collections.Counter(r["result"] for r in results))
     for result in results:
         if result["port"] == contract.MESH_PORT:
             # The listener is the model's party (the attacker verified its certificate), and it
