@@ -58,7 +58,8 @@ def test_serving_refuses_shares_that_are_not_two_halves(scratch_cluster, shared_
     original = target.read_bytes()
     shutil.copyfile(source, target)
     try:
-        result = run_cli("serve", "--config", str(scratch_cluster.hostmap_path), "--port", str(free_port()), "--host", "127.0.0.1")
+        result = run_cli("serve", "--config", str(scratch_cluster.hostmap_path), "--port", str(free_port()), "--host", "127.0.0.1",
+                         "--tls-dir", str(scratch_cluster.tls_dir("serve")))
     finally:
         target.write_bytes(original)
     assert result.returncode == 2, result.stderr
