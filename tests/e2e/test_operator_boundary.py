@@ -55,7 +55,7 @@ def mesh(ip, party, certificate):
     except ssl.SSLCertVerificationError as error:
         return f"server not verified: {error}"
     except ssl.SSLError as error:
-        return f"rejected: {error.reason}"
+        return f"rejected: {error.reason or type(error).__name__}"
     except socket.timeout:
         return "accepted: no answer, but not closed"
     except OSError as error:
