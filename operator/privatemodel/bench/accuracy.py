@@ -53,13 +53,13 @@ def _client_main(hostmap_path, url, queries_path, batch):
 
 def logits_of(probabilities, activation):
     """Undo the client's softmax/sigmoid, to compare what SecureNN computed (softmax up to a shift)."""
+    if activation is None:
+        return probabilities
     probabilities = np.clip(probabilities, 1e-300, 1.0)
     if activation == "softmax":
         logits = np.log(probabilities)
         return logits - logits.mean(axis=-1, keepdims=True)
-    if activation == "sigmoid":
-        return np.log(probabilities) - np.log1p(-np.minimum(probabilities, 1 - 1e-16))
-    return probabilities
+    return np.log(probabilities) - np.log1p(-np.minimum(probabilities, 1 - 1e-16))
 
 
 def compare(private, activation, keras_model, x) -> dict:
