@@ -122,7 +122,9 @@ def _share(args):
     from privatemodel.runtime.owner.share import share_model
 
     manifest = share_model(args.model, hostmap.load(args.config), args.architecture, args.input_shape, args.output_shape, tls_dir=args.tls_dir)
-    print(f"shared {args.model} as {manifest['share_id']}")
+    activation = manifest["model"]["output_activation"]
+    client_step = f"; clients apply its final {activation} to the reconstructed logits" if activation else ""
+    print(f"shared {args.model} as {manifest['share_id']}{client_step}")
 
 
 def _layers(args):

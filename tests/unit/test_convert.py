@@ -119,3 +119,12 @@ def test_weights_beyond_the_fixed_point_range_are_refused_naming_the_layer():
         check_range(summary, [weights[0], np.full(2, -3000.0), weights[2]], 2187.0)
     with pytest.raises(ModelError, match=r"'nan' \(Dense\) kernel: weights up to nan"):
         check_range(summary, weights[:2] + [np.full((2, 2), np.nan)], 2187.0)
+
+
+def test_layers_command_prints_the_table(capsys):
+    from privatemodel import cli
+
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(["layers"])
+    assert exit_code.value.code == 0
+    assert capsys.readouterr().out.strip() == table.table_text()

@@ -5,7 +5,7 @@ computed, dropped, folded or left to the client as owner/layers.py says, or the 
 naming the layer, its position and what to do instead. The result is checked against the original
 model in plaintext, so a conversion can never change answers silently.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,8 +32,8 @@ class Converted:
     config: dict  # Keras Sequential config, JSON types only
     weights: list  # numpy arrays, in the converted model's get_weights() order
     output_activation: str | None  # applied by the client after reconstruction
-    steps: list = field(default_factory=list)
-    notes: list = field(default_factory=list)  # what was dropped or folded, for the log
+    steps: list  # the converted layers, each naming the original layer it came from
+    notes: list  # what was dropped or folded, for the log
 
 
 KERNEL_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
