@@ -65,13 +65,14 @@ def test_a_spec_the_schema_cannot_check_fails_with_the_field_named(kubeconfig, n
     assert not children(api, namespace, "batch-mismatch")  # nothing was built from it
 
 
-def dropout_model(path):
+def refused_model(path):
+    """A model with a layer SecureNN serving refuses (LeakyReLU), caught before sharing."""
     import tensorflow as tf
 
     model = tf.keras.Sequential([
         tf.keras.layers.Conv2D(2, 3, batch_input_shape=(None, 28, 28, 1)),
         tf.keras.layers.Flatten(),
-        tf.keras.layers.Dropout(0.5, name="drop"),
+        tf.keras.layers.LeakyReLU(name="leaky"),
         tf.keras.layers.Dense(10),
     ])
     model.save(path, save_format="h5")
@@ -80,12 +81,12 @@ def dropout_model(path):
 
 def test_models_that_cannot_be_shared_fail_with_the_reason_while_others_serve(
         kubeconfig, namespace, core, custom, steady, reference_model, tmp_path):
-    create_model_secret(kubeconfig, namespace, "dropout-model", dropout_model(tmp_path / "dropout.h5"))
-    apply_model(kubeconfig, namespace, "dropout", "dropout-model")
+    create_model_secret(kubeconfig, namespace, "refused-model", refused_model(tmp_path / "refused.h5"))
+    apply_model(kubeconfig, namespace, "refused", "refused-model")
     apply_model(kubeconfig, namespace, "wrong-shape", "reference-model", input_shape=(1, 32, 32, 1))
 
     expectations = {
-        "dropout": "layer 3 'drop' (Dropout): not supported by SecureNN serving",
+        "refused": "layer 3 'leaky' (LeakyReLU): not supported",
         "wrong-shape": "input shape mismatch: expected (1, 32, 32, 1), the model has (None, 28, 28, 1)",
     }
     for name, message in expectations.items():
