@@ -16,6 +16,8 @@ PARTY_NAMES = PLAYER_NAMES + CONTROLLER_NAMES
 # Every TensorFlow server listens on loopback only; a party reaches each peer through a TLS
 # tunnel listening on that peer's port on its own loopback, so one hostmap serves every party.
 MESH_TF_PORTS = {"server0": 4440, "server1": 4441, "server2": 4442, "share": 4443, "serve": 4444}
+# The hostmap's section that gives each party's mesh address.
+MESH_KEY = "mesh"
 # Each party's mutual-TLS listener: the only port through which peers reach its TensorFlow server.
 MESH_PORT = 4450
 # HTTPS for clients: the share holders' ingress and the serving endpoint.

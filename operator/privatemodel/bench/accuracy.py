@@ -7,7 +7,6 @@ applies a final softmax/sigmoid in plaintext, so the logits are what SecureNN co
 import logging
 import subprocess
 import tempfile
-from pathlib import Path
 
 import numpy as np
 

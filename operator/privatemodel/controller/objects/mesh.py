@@ -27,7 +27,7 @@ def hostmap(model_name: str, namespace: str, defaults: OperatorDefaults) -> dict
     """Every party's TensorFlow address (a loopback tunnel) and its mesh address (HOST:MESH_PORT)."""
     tunnels = {party: f"{LOOPBACK}:{contract.MESH_TF_PORTS[party]}" for party in contract.PARTY_NAMES}
     mesh = {party: mesh_address(model_name, namespace, party, defaults.cluster_domain) for party in contract.PARTY_NAMES}
-    return {**tunnels, "mesh": mesh}
+    return {**tunnels, contract.MESH_KEY: mesh}
 
 
 def build_hostmap_config_map(

@@ -17,11 +17,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from privatemodel.contract import CONTROLLER_NAMES, PARTY_NAMES, PLAYER_NAMES
+from privatemodel.contract import CONTROLLER_NAMES, MESH_KEY, PARTY_NAMES, PLAYER_NAMES
 
 __all__ = ["PLAYER_NAMES", "Hostmap", "HostmapError", "PlayerUnreachable", "load", "save", "validate"]
-
-MESH_KEY = "mesh"
 
 
 class HostmapError(ValueError):

@@ -11,6 +11,7 @@ Players tunnel to every other party; controllers to the players only (players ne
 back through anything but the controllers' own listener).
 """
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -88,8 +89,11 @@ class Mesh:
         self.config_path.write_text(stunnel_config(self.party, self.hostmap, self.tls_dir))
         started = time.monotonic()
         # Its own session: a terminal's Ctrl-C reaches the party, which stops it in order.
+        # Without the loopback library: the mesh listener is the one port of the party meant for peers.
+        environment = {name: value for name, value in os.environ.items() if name != "LD_PRELOAD"}
         self._process = subprocess.Popen(
-            [binary, str(self.config_path)], stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+            [binary, str(self.config_path)], stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+            env=environment,
         )
         self._wait_listening(started)
         threading.Thread(target=self._supervise, args=(on_exit,), name="mesh", daemon=True).start()
