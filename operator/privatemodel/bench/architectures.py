@@ -105,9 +105,6 @@ def trained_path(name: str, directory=None, epochs: int = 15) -> Path:
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.h5")
-    model.save(partial, save_format="h5")
-    partial.rename(path)
+    reference.save_h5(model, path)
     log.info("trained %s in %.1f s, test accuracy %.3f, saved %s", name, time.monotonic() - started, accuracy, path)
     return path

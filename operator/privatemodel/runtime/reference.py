@@ -77,9 +77,14 @@ def trained_model_path(path=None, epochs=20) -> Path:
     log.info("training the reference CNN on %d digits, %d epochs", len(x_train), epochs)
     model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    save_h5(model, path)
+    log.info("trained in %.1f s, test accuracy %.3f, saved %s", time.monotonic() - started, accuracy, path)
+    return path
+
+
+def save_h5(model, path: Path) -> None:
+    """Saved beside and renamed into place: a cached model is never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.h5")
     model.save(partial, save_format="h5")
     partial.rename(path)
-    log.info("trained in %.1f s, test accuracy %.3f, saved %s", time.monotonic() - started, accuracy, path)
-    return path
