@@ -27,7 +27,8 @@ class PartyNetwork:
         self.link_prefix = f"pmv{self.tag}"  # the host ends of the parties' links
         self.subnet = f"{SUBNET_PREFIX}.{int(self.tag, 16) % 250 + 1}"
         self.hosts = {name: f"{self.subnet}.{10 + index}" for index, name in enumerate(contract.PARTY_NAMES + ("attacker",))}
-        # Bridged traffic crosses iptables' FORWARD chain here (docker and kube-proxy set it to DROP).
+        # Where a kernel ignores nf_call_iptables, bridged frames cross iptables' FORWARD chain,
+        # which docker and kube-proxy set to DROP.
         self._forward_rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
 
     def namespace(self, name: str) -> str:
@@ -39,7 +40,9 @@ class PartyNetwork:
 
     def up(self) -> "PartyNetwork":
         try:
-            _run("ip", "link", "add", self.bridge, "type", "bridge")
+            # Kept out of iptables (nf_call_iptables 0): party-to-party frames skip the host's
+            # FORWARD rules (docker's and kube-proxy's), as packets between hosts would.
+            _run("ip", "link", "add", self.bridge, "type", "bridge", "nf_call_iptables", "0")
             _run("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
             _run("ip", "link", "set", self.bridge, "up")
             _run("iptables", "-I", *self._forward_rule)
