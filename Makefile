@@ -35,7 +35,7 @@ test: ## Run all tests (unit, engine on local players, cluster, e2e)
 	$(PYTEST) -ra tests
 
 .PHONY: bench
-bench: ## Benchmark plaintext vs private vs tf-encrypted's QueueServer (JSON in build/)
+bench: ## Latency: plaintext vs private (loopback, TLS mesh as root) vs tfe QueueServer; accuracy of 5 models (JSON in build/)
 	$(PRIVATEMODEL) bench --output build/bench.json
 
 # --- Test cluster (issue: real Kubernetes cluster for e2e) -------------------
