@@ -17,8 +17,9 @@ help: ## List the targets
 
 .PHONY: install
 install: ## Set up: system packages, .venv with pinned deps, the secure random op, the loopback shim, helm
-	@command -v g++ >/dev/null && [ -e /usr/include/sodium.h ] && command -v stunnel4 >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ libsodium-dev stunnel4; }
+	@command -v g++ >/dev/null && [ -e /usr/include/sodium.h ] && command -v stunnel4 >/dev/null && \
+	  command -v ip >/dev/null && command -v iptables >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ libsodium-dev stunnel4 iproute2 iptables; }
 	[ -x $(PYTHON) ] || python3.11 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade "pip<26"
 	$(PYTHON) -m pip install --progress-bar on -c operator/constraints.txt -e 'operator[operator,test]'
