@@ -6,6 +6,7 @@ good for both ends of a TLS connection, since every party is a client of some pe
 others. The CA's key signs the party certificates and is needed nowhere else.
 """
 import datetime
+import http.client
 import os
 from pathlib import Path
 
@@ -88,6 +89,19 @@ def write_tls_dir(directory, ca_certificate_pem: bytes, key_pem: bytes, certific
             stream.write(data)
         os.chmod(path, 0o600)
     return directory
+
+
+class PartyHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to one of a model's parties, verified as that party (its certificate's only name),
+    whatever host the URL names."""
+
+    def __init__(self, host, port, party: str, context, timeout):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.party = party
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.party)
 
 
 def _key_pem(key) -> bytes:

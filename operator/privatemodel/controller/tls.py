@@ -5,9 +5,7 @@ writes each party's key into a Secret of its own, and keeps only the CA certific
 the CA key ends with `issue`, so nothing can sign another certificate for the model later.
 """
 import hashlib
-import http.client
 import json
-import socket
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -56,10 +54,8 @@ def get_json(url: str, ca_certificate: str, party: str, timeout: float):
     (whatever host the URL names: party certificates carry only the party's name)."""
     parts = urllib.parse.urlsplit(url)
     context = ssl.create_default_context(cadata=ca_certificate)
-    connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context)
+    connection = pki.PartyHTTPSConnection(parts.hostname, parts.port, party, context, timeout)
     try:
-        raw = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
-        connection.sock = context.wrap_socket(raw, server_hostname=party)
         connection.request("GET", parts.path or "/")
         response = connection.getresponse()
         if response.status != 200:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel import contract
+from privatemodel.pki import PartyHTTPSConnection
 from privatemodel.runtime.client.postprocess import apply_output_activation
 
 log = logging.getLogger(__name__)
@@ -103,19 +104,9 @@ class _Party:
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             return connection, True
-        connection = _VerifiedConnection(self.host, self.port, self.party, self.context, self.timeout)
+        connection = PartyHTTPSConnection(self.host, self.port, self.party, self.context, self.timeout)
         self._local.connection = connection
         return connection, False
-
-
-class _VerifiedConnection(http.client.HTTPSConnection):
-    def __init__(self, host, port, party, context, timeout):
-        super().__init__(host, port, timeout=timeout, context=context)
-        self.party = party
-
-    def connect(self):
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.party)
 
 
 class PrivateClient:
