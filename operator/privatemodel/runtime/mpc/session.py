@@ -25,22 +25,21 @@ def device_name(player: str) -> str:
 
 
 def connect(hostmap: hostmaps.Hostmap, controller: str, tls_dir=None, work_dir=None, timeout: float = 10.0):
-    """Join the players as `controller` ("share" or "serve"); returns the mesh this process runs, if any."""
+    """Join the players as `controller` ("share" or "serve"), through this process's own mesh if the hostmap has one."""
     import tensorflow as tf
 
     loopback.check_active()
     started = time.monotonic()
-    mesh = None
     if hostmap.mesh:
         if tls_dir is None:
             raise hostmaps.HostmapError("the hostmap names a TLS mesh: pass --tls-dir with this party's certificate")
-        mesh = Mesh(controller, hostmap, tls_dir, work_dir or Path.cwd()).start()
+        # Its stunnel lives as long as this process (it dies with it).
+        Mesh(controller, hostmap, tls_dir, work_dir or Path.cwd()).start()
     hostmaps.check_reachable(hostmap, timeout=timeout)
     address = hostmap.controllers.get(controller) or f"127.0.0.1:{_free_loopback_port()}"
     cluster = tf.train.ClusterSpec({JOB_NAME: list(hostmap.players.values()), CONTROLLER_JOB: [address]})
     tf.config.experimental_connect_to_cluster(cluster, job_name=CONTROLLER_JOB)
     log.info("connected to players %s as %s (%s) in %.2f s", dict(hostmap.players), controller, address, time.monotonic() - started)
-    return mesh
 
 
 def _free_loopback_port() -> int:
