@@ -2,8 +2,8 @@
 import pytest
 
 from privatemodel.runtime import reference
-from integration.support import manifest_of, run_cli
-from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
+from integration.support import local_players, manifest_of, run_cli
+from privatemodel.runtime.local.cluster import LocalServing
 
 
 @pytest.fixture(scope="session")
@@ -18,19 +18,15 @@ def reference_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    players = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    players.up()
-    yield players
-    players.down()
+    with local_players(tmp_path_factory.mktemp("cluster")) as players:
+        yield players
 
 
 @pytest.fixture(scope="session")
 def scratch_cluster(tmp_path_factory):
     """Players whose shares tests may replace or break: the reference model stays on `cluster`."""
-    players = LocalCluster(tmp_path_factory.mktemp("scratch-cluster"))
-    players.up()
-    yield players
-    players.down()
+    with local_players(tmp_path_factory.mktemp("scratch-cluster")) as players:
+        yield players
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Helpers the integration tests share."""
+import contextlib
 import json
 import ssl
 import subprocess
@@ -8,12 +9,23 @@ import urllib.request
 import numpy as np
 
 from privatemodel import contract
-from privatemodel.runtime.local.cluster import privatemodel_command
+from privatemodel.runtime.local.cluster import LocalCluster, privatemodel_command
 
 
 def run_cli(*args, timeout=180):
     """`privatemodel ARGS` in its own process, as users run it."""
     return subprocess.run(privatemodel_command(*args), capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def local_players(directory):
+    """Three local players in `directory` for as long as the block runs."""
+    players = LocalCluster(directory)
+    players.up()
+    try:
+        yield players
+    finally:
+        players.down()
 
 
 def https_context(cluster):

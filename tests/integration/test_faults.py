@@ -4,16 +4,14 @@ import signal
 
 import pytest
 
-from integration.support import run_cli
-from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
+from integration.support import local_players, run_cli
+from privatemodel.runtime.local.cluster import LocalServing
 
 
 @pytest.fixture(scope="module")
 def fragile_cluster(tmp_path_factory):
-    players = LocalCluster(tmp_path_factory.mktemp("fragile"))
-    players.up()
-    yield players
-    players.down()
+    with local_players(tmp_path_factory.mktemp("fragile")) as players:
+        yield players
 
 
 def test_serve_without_shares_says_so(fragile_cluster):

@@ -20,14 +20,6 @@ L = tf.keras.layers
 README = Path(__file__).parents[2] / "README.md"
 
 
-@pytest.fixture(scope="module")
-def protocol():
-    tfe.set_config(tfe.LocalConfig(["server0", "server1", "server2"]))
-    protocol = tfe.protocol.SecureNN()
-    tfe.set_protocol(protocol)
-    return protocol
-
-
 def private_predict(summary, weights, x):
     """What serving does: the summary through JSON, a tfe.keras model from it, private weights."""
     summary = ModelSummary.from_dict(json.loads(json.dumps(summary.to_dict())))

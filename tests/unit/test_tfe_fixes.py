@@ -15,14 +15,6 @@ from tf_encrypted.keras.layers import layers_utils
 from tf_encrypted.protocol.pond import pond
 
 
-@pytest.fixture(scope="module")
-def protocol():
-    tfe.set_config(tfe.LocalConfig(["server0", "server1", "server2"]))
-    protocol = tfe.protocol.SecureNN()
-    tfe.set_protocol(protocol)
-    return protocol
-
-
 def fixed_point_tolerance(protocol, pool_area: int) -> float:
     """Error bound for a private average of pool_area values in [-1, 1].
 
