@@ -65,6 +65,47 @@ def test_a_spec_the_schema_cannot_check_fails_with_the_field_named(kubeconfig, n
     assert not children(api, namespace, "batch-mismatch")  # nothing was built from it
 
 
+def test_an_image_the_operator_does_not_allow_fails_and_builds_nothing(kubeconfig, namespace, api, custom):
+    manifest = example_manifest("foreign-image")
+    manifest["spec"]["serving"]["image"] = "busybox:1.36"  # would get the model's Secret mounted
+    apply_manifest(kubeconfig, namespace, manifest)
+    model, _ = wait_for_phase(custom, namespace, "foreign-image", "Failed", timeout=60)
+    ready = condition(model, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("spec.serving.image: image 'busybox:1.36' is not allowed by this operator")
+    assert not children(api, namespace, "foreign-image")
+
+
+def test_a_missing_model_secret_fails_with_its_name_then_recovers_once_created(
+        kubeconfig, namespace, custom, reference_model):
+    apply_model(kubeconfig, namespace, "no-secret", "absent-model")
+    model, _ = wait_for_phase(custom, namespace, "no-secret", "Failed", timeout=400)
+    shared = condition(model, "WeightsShared")
+    assert (shared["status"], shared["reason"]) == ("False", "ModelSourceNotFound")
+    assert 'secret "absent-model" not found' in shared["message"], shared["message"]
+    assert 'secret "absent-model" not found' in condition(model, "Ready")["message"]
+
+    create_model_secret(kubeconfig, namespace, "absent-model", reference_model["path"])
+    # The kubelet retries the mount with a back-off of up to about two minutes.
+    wait_until_serving(custom, namespace, "no-secret", timeout=400)
+
+
+def test_a_hand_loosened_network_policy_is_restored(namespace, api, core, custom, steady):
+    from kubernetes import client
+
+    networking = client.NetworkingV1Api(api)
+    name = f"{STEADY}-players"
+    before = networking.read_namespaced_network_policy(name, namespace).spec.ingress
+    # Let anyone reach the players' mesh port.
+    networking.patch_namespaced_network_policy(name, namespace, [
+        {"op": "add", "path": "/spec/ingress/-", "value": {}}])
+    assert len(networking.read_namespaced_network_policy(name, namespace).spec.ingress) == len(before) + 1
+    wait_until(lambda: networking.read_namespaced_network_policy(name, namespace).spec.ingress == before, 30,
+               f"NetworkPolicy {name} restored")
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={STEADY}").items
+    assert any(e.reason == "DriftReverted" and name in e.message for e in events)
+
+
 def refused_model(path):
     """A model with a layer SecureNN serving refuses (LeakyReLU), caught before sharing."""
     import tensorflow as tf

@@ -12,6 +12,7 @@ from e2e.support import (
     predict_in_cluster,
     private_model,
     record_timing,
+    run_pod,
     wait_for_phase,
     wait_until,
     wait_until_serving,
@@ -82,13 +83,28 @@ def test_each_transition_is_an_event(namespace, core):
             "RequestsCompleted"} <= reasons
 
 
-def test_delete_removes_every_child(kubeconfig, namespace, api, custom):
+def test_runtime_pods_request_and_limit_memory(namespace, core):
+    """The chart's measured defaults: no runtime pod is BestEffort, evicted first with its share."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{consts.LABEL_MODEL}={MODEL}").items
+    assert {p.metadata.labels[consts.LABEL_COMPONENT] for p in pods} >= {"players", "sharing"}
+    for pod in pods:
+        (container,) = pod.spec.containers
+        assert container.resources.requests["memory"] and container.resources.limits["memory"], pod.metadata.name
+        assert pod.status.qos_class == "Burstable", pod.metadata.name
+
+
+def test_delete_removes_every_child_and_nothing_else(kubeconfig, namespace, api, core, custom):
+    # A user's own pod that carries the model's label is not the model's: neither deleted nor waited for.
+    users_pod = "users-pod-with-the-models-label"
+    run_pod(core, namespace, users_pod, ["true"], labels={consts.LABEL_MODEL: MODEL})
     made = children(api, namespace, MODEL)
+    made["pods"].remove(users_pod)
     assert made["statefulsets"] == [f"{MODEL}-{player}" for player in contract.PLAYER_NAMES]
     assert made["networkpolicies"] == sorted(f"{MODEL}-{c}" for c in ("players", "sharing", "serving"))
     assert made["configmaps"] == [f"{MODEL}-access", f"{MODEL}-hostmap"]
     assert len(made["secrets"]) == len(contract.PARTY_NAMES)
     kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", MODEL, "--wait", "--timeout=120s", timeout=150)
     assert private_model(custom, namespace, MODEL) is None  # the finalizer was removed
-    # The finalizer waited for the pods; ReplicaSets may take the garbage collector a moment longer.
-    wait_until(lambda: not children(api, namespace, MODEL), 60, f"children of {MODEL} gone")
+    # The finalizer waited for every owned child (and, in the foreground, for what they own); the
+    # Secrets follow through the garbage collector.
+    wait_until(lambda: children(api, namespace, MODEL) == {"pods": [users_pod]}, 60, f"children of {MODEL} gone")

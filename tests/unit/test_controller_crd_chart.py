@@ -1,4 +1,5 @@
 """The CRD and the Helm chart: in step with the operator's constants, rendered by the real helm."""
+import json
 import subprocess
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import yaml
 from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import ConditionType, Phase
+from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
 from privatemodel.controller.spec import parse_spec
 from privatemodel.controller.tls import Issuance
@@ -187,11 +189,12 @@ def test_chart_defaults_match_the_operator_defaults():
     assert image["pullPolicy"] == consts.DEFAULT_IMAGE_PULL_POLICY
     assert values["clusterDomain"] == consts.DEFAULT_CLUSTER_DOMAIN
     assert values["access"]["serviceType"] == consts.DEFAULT_SERVICE_TYPE
+    assert values["runtime"]["allowedImages"] == []
+    assert values["runtime"]["resources"] == {"players": consts.DEFAULT_PLAYER_RESOURCES,
+                                              "serving": consts.DEFAULT_SERVING_RESOURCES}
 
 
 def test_values_schema_offers_the_operators_service_types():
-    import json
-
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["properties"]["access"]["properties"]["serviceType"]["enum"] == list(consts.SERVICE_TYPES)
 
@@ -224,7 +227,12 @@ def test_render_defaults(helm):
         consts.ENV_CLUSTER_DOMAIN: consts.DEFAULT_CLUSTER_DOMAIN,
         consts.ENV_SERVICE_TYPE: consts.DEFAULT_SERVICE_TYPE,
         consts.ENV_WATCH_NAMESPACE: "",  # all namespaces, as kopf's --all-namespaces
+        consts.ENV_ALLOWED_IMAGES: "",
+        consts.ENV_PLAYER_RESOURCES: json.dumps(consts.DEFAULT_PLAYER_RESOURCES, sort_keys=True, separators=(",", ":")),
+        consts.ENV_SERVING_RESOURCES: json.dumps(consts.DEFAULT_SERVING_RESOURCES, sort_keys=True, separators=(",", ":")),
     }
+    # What the operator reads back is what the chart says.
+    assert OperatorDefaults.from_env(env) == OperatorDefaults()
     binding = by_kind(docs)["ClusterRoleBinding"]
     service_account = {"kind": "ServiceAccount", "name": "pm-privatemodel", "namespace": RELEASE_NAMESPACE}
     assert binding["subjects"] == [service_account]
@@ -248,6 +256,11 @@ def test_render_custom_values_namespaced(helm):
     assert env[consts.ENV_CLUSTER_DOMAIN] == "example.internal"
     assert env[consts.ENV_SERVICE_TYPE] == "NodePort"
     assert env[consts.ENV_WATCH_NAMESPACE] == "models"
+    defaults = OperatorDefaults.from_env(env)
+    assert defaults.allowed_images == ("registry.example/privatemodel-runtime:1.2.4", "registry.example/team-a/*")
+    assert defaults.player_resources == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "8Gi"}}
+    # Helm merges maps: what the custom values leave out keeps the chart's default.
+    assert defaults.serving_resources == {"requests": {"cpu": "50m", "memory": "1Gi"}, "limits": {"memory": "1536Mi"}}
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "pm-operator"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -288,7 +301,8 @@ EXPECTED_RULES = {
     # Each party's TLS Secret, written once; never read, listed or deleted.
     ("", "secrets"): {"create"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "events"): {"create"},
+    # Posted on PrivateModels; listed for a sharing pod that cannot mount the model.
+    ("", "events"): {"create", "list"},
 }
 
 

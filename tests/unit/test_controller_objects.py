@@ -391,7 +391,20 @@ def test_unset_scheduling_is_left_out():
     objects = build_all()
     for key in ("sharing", "serving"):
         assert {"nodeSelector", "tolerations", "affinity"}.isdisjoint(pod_spec(objects[key])), key
-    assert only_container(objects["serving"])["resources"] == {}
+
+
+def test_pods_without_resources_get_the_operators_defaults():
+    defaults = OperatorDefaults(player_resources={"requests": {"memory": "3Gi"}},
+                                serving_resources={"limits": {"memory": "1Gi"}})
+    objects = build_all(defaults=defaults)
+    for player in PLAYERS:
+        assert only_container(objects[player])["resources"] == {"requests": {"memory": "3Gi"}}
+    for key in ("sharing", "serving"):
+        assert only_container(objects[key])["resources"] == {"limits": {"memory": "1Gi"}}
+    # Every runtime pod has a memory request and limit by default: none is evicted first.
+    for key in RUNTIME_PODS:
+        resources = only_container(build_all()[key])["resources"]
+        assert resources["requests"]["memory"] and resources["limits"]["memory"], key
 
 
 def test_images_come_from_the_spec_or_the_defaults():

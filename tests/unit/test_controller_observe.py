@@ -4,6 +4,8 @@ from privatemodel.controller.observe import (
     is_deployment_ready,
     job_failure_message,
     job_outcome,
+    missing_sources,
+    owned_by,
     players_from_pods,
     waiting_reasons,
 )
@@ -90,3 +92,31 @@ def test_waiting_reasons_name_the_pod_and_why():
     running = pod("job-ghi", "3")
     running["status"].update(phase="Running", containerStatuses=[{"state": {"running": {}}}])
     assert waiting_reasons([stuck, scheduled, running]) == ["job-abc: ContainerCreating", "job-def: Pending"]
+
+
+def test_owned_by_reads_owner_references_not_labels():
+    ours = {"metadata": {"name": "a", "ownerReferences": [{"uid": "model-uid", "kind": "PrivateModel"}]}}
+    users = {"metadata": {"name": "b", "labels": {"ml.privatemodel.dev/model": "mnist"}}}
+    someone_elses = {"metadata": {"name": "c", "ownerReferences": [{"uid": "other", "kind": "Deployment"}]}}
+    assert owned_by([ours, users, someone_elses], "model-uid") == [ours]
+
+
+def event(reason, message, at="2026-01-01T00:00:00Z"):
+    return {"reason": reason, "message": message, "lastTimestamp": at}
+
+
+def test_missing_sources_name_what_does_not_exist():
+    events = [
+        event("Scheduled", "Successfully assigned models/mnist-sharing-x to node"),
+        event("FailedMount", 'MountVolume.SetUp failed for volume "model" : secret "mnist-model" not found'),
+        event("FailedMount", 'MountVolume.SetUp failed for volume "model" : secret "mnist-model" not found',
+              "2026-01-01T00:00:09Z"),
+        event("FailedMount", 'MountVolume.SetUp failed for volume "architecture" : configmap "arch" not found'),
+        event("FailedMount", "Unable to attach or mount volumes: unmounted volumes=[model]: timed out waiting"),
+    ]
+    assert missing_sources(events) == ['secret "mnist-model" not found', 'configmap "arch" not found']
+    key = event("FailedMount", 'MountVolume.SetUp failed for volume "model" : references non-existent secret key: m.h5')
+    assert missing_sources([key]) == ["references non-existent secret key: m.h5"]
+    claim = event("FailedScheduling", '0/1 nodes are available: 1 persistentvolumeclaim "models" not found.')
+    assert missing_sources([claim]) == ['persistentvolumeclaim "models" not found']
+    assert missing_sources([event("BackOff", 'secret "x" not found')]) == []

@@ -186,3 +186,23 @@ def test_defaults_reject_a_bad_pull_policy():
         OperatorDefaults.from_env({consts.ENV_IMAGE_PULL_POLICY: "Sometimes"})
     with pytest.raises(ValueError, match=consts.ENV_SERVICE_TYPE):
         OperatorDefaults.from_env({consts.ENV_SERVICE_TYPE: "ExternalName"})
+    with pytest.raises(ValueError, match=consts.ENV_PLAYER_RESOURCES):
+        OperatorDefaults.from_env({consts.ENV_PLAYER_RESOURCES: "{memory: 1Gi"})
+    with pytest.raises(ValueError, match=consts.ENV_SERVING_RESOURCES):
+        OperatorDefaults.from_env({consts.ENV_SERVING_RESOURCES: '{"memory": "1Gi"}'})
+
+
+def test_only_allowed_images_may_be_named():
+    defaults = OperatorDefaults.from_env({consts.ENV_RUNTIME_IMAGE: "registry.example/runtime:1.0",
+                                          consts.ENV_ALLOWED_IMAGES: "registry.example/runtime:1.1, registry.example/team-a/*"})
+    for image in ("registry.example/runtime:1.0", "registry.example/runtime:1.1", "registry.example/team-a/gpu:7"):
+        defaults.check_images(parse_spec({**MNIST, "players": {"image": image}, "serving": {"image": image}}))
+    for field, image in (("players", "attacker/steal-secrets:latest"), ("serving", "registry.example/runtime:1.1-evil"),
+                         ("serving", "registry.example/team-b/x:1")):
+        with pytest.raises(SpecError) as error:
+            defaults.check_images(parse_spec({**MNIST, field: {"image": image}}))
+        assert str(error.value).startswith(f"spec.{field}.image: image {image!r} is not allowed by this operator")
+        assert "runtime.allowedImages" in str(error.value)
+    # By default only the runtime image itself.
+    with pytest.raises(SpecError, match="spec.serving.image"):
+        OperatorDefaults().check_images(parse_spec({**MNIST, "serving": {"image": "busybox"}}))

@@ -72,6 +72,7 @@ class Reason:
     SHARING_IN_PROGRESS = "SharingInProgress"
     SHARED = "Shared"
     SHARING_FAILED = "SharingFailed"
+    MODEL_SOURCE_NOT_FOUND = "ModelSourceNotFound"  # the Secret, ConfigMap, key or claim named in spec.model
     SHARES_LOST = "SharesLost"  # a player pod that held a share was replaced
     # Serving
     WAITING_FOR_SHARES = "WaitingForShares"
@@ -85,7 +86,7 @@ class Reason:
 
 
 # Reasons that need the user to act (fix the source, edit the spec, delete the failed Job).
-FAILURE_REASONS = frozenset({Reason.SHARING_FAILED})
+FAILURE_REASONS = frozenset({Reason.SHARING_FAILED, Reason.MODEL_SOURCE_NOT_FOUND})
 
 # The runtime parties the sharing Job and serving play (contract.CONTROLLER_NAMES: "share", "serve").
 SHARING_PARTY, SERVING_PARTY = contract.CONTROLLER_NAMES
@@ -129,9 +130,19 @@ ENV_RUNTIME_IMAGE = "PRIVATEMODEL_RUNTIME_IMAGE"
 ENV_IMAGE_PULL_POLICY = "PRIVATEMODEL_IMAGE_PULL_POLICY"
 ENV_CLUSTER_DOMAIN = "PRIVATEMODEL_CLUSTER_DOMAIN"
 ENV_SERVICE_TYPE = "PRIVATEMODEL_SERVICE_TYPE"
+# JSON {"requests": ..., "limits": ...} for pods whose PrivateModel sets no resources.
+ENV_PLAYER_RESOURCES = "PRIVATEMODEL_PLAYER_RESOURCES"
+ENV_SERVING_RESOURCES = "PRIVATEMODEL_SERVING_RESOURCES"
+# Comma-separated images PrivateModels may name besides the runtime image (a trailing * is a prefix).
+ENV_ALLOWED_IMAGES = "PRIVATEMODEL_ALLOWED_IMAGES"
 # The namespace kopf watches (the liveness probe lists PrivateModels there); empty: all.
 ENV_WATCH_NAMESPACE = "PRIVATEMODEL_WATCH_NAMESPACE"
 DEFAULT_RUNTIME_IMAGE = "privatemodel/runtime:dev"
 DEFAULT_IMAGE_PULL_POLICY = "IfNotPresent"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_SERVICE_TYPE = "ClusterIP"
+# Measured with the reference CNN (README, "Resources"): a player holds 0.5 GB once shared and up
+# to 2.6 GB while it runs a batch of 64; serving 0.7 GB; the sharing Job (serving's settings) peaks
+# at 0.55 GB. No CPU limit: SecureNN is latency-bound, and a throttled player stalls all three.
+DEFAULT_PLAYER_RESOURCES = {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+DEFAULT_SERVING_RESOURCES = {"requests": {"cpu": "50m", "memory": "768Mi"}, "limits": {"memory": "1536Mi"}}

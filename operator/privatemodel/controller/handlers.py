@@ -85,6 +85,7 @@ def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo,
     try:
         check_model_name(name)
         model = parse_spec(spec)
+        memo.defaults.check_images(model)
     except SpecError as error:
         conditions, phase = rollup(status.get("conditions"), spec_error=str(error))
         update = {"phase": phase, "conditions": conditions, "observedGeneration": meta.get("generation")}
@@ -97,16 +98,22 @@ def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo,
 
 
 @kopf.on.delete(*RESOURCE)
-def tear_down(name, namespace, memo: kopf.Memo, logger, **_):
-    """Delete every child now (owner references would too, later), then wait until their pods are gone."""
-    labels = selector_labels(name)
+def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
+    """Delete every child this PrivateModel owns, in the foreground, and wait until none is left.
+
+    Children are found by label and proven by owner reference: another object that carries the
+    label (a user's pod, say) is neither deleted nor waited for. In the foreground a child stays
+    until what it owns is gone (a StatefulSet until its pod, serving's Deployment until its
+    ReplicaSet and pod), so no child left means no pod of the model runs."""
+    remaining = []
     for kind in kube.CHILD_KINDS:
-        for child in memo.kube.list(kind, namespace, labels):
-            if memo.kube.delete(kind, namespace, child["metadata"]["name"]):
-                logger.info("deleted %s %s", kind, child["metadata"]["name"])
-    remaining = [pod["metadata"]["name"] for pod in memo.kube.list("Pod", namespace, labels)]
+        for child in observe.owned_by(memo.kube.list(kind, namespace, selector_labels(name)), uid):
+            meta = child["metadata"]
+            remaining.append(f"{kind} {meta['name']}")
+            if not meta.get("deletionTimestamp") and memo.kube.delete(kind, namespace, meta["name"], foreground=True):
+                logger.info("deleting %s %s", kind, meta["name"])
     if remaining:
-        raise kopf.TemporaryError(f"waiting for {len(remaining)} pods to end: {', '.join(remaining)}", delay=2)
+        raise kopf.TemporaryError(f"waiting for {len(remaining)} children to go: {', '.join(remaining)}", delay=2)
     logger.info("all children of %s/%s are gone", namespace, name)
 
 
@@ -245,19 +252,34 @@ class _Reconciliation:
             why = observe.job_failure_message(job, pods)
             self._condition(ConditionType.WEIGHTS_SHARED, False, Reason.SHARING_FAILED, f"job {job_name}: {why} (fix the model or spec; deleting the job retries)")
             return None
+        pods = self.kube.list("Pod", self.namespace, {"job-name": job_name})
+        waiting = observe.waiting_reasons(pods)
+        if waiting and (missing := self._missing_sources(pods)):
+            self._condition(ConditionType.WEIGHTS_SHARED, False, Reason.MODEL_SOURCE_NOT_FOUND,
+                            f"job {job_name} cannot read the model: {'; '.join(missing)}"
+                            " (create it, or fix spec.model; sharing starts once it exists)")
+            return None
         reason = Reason.SHARES_LOST if lost else Reason.SHARING_IN_PROGRESS
-        waiting = observe.waiting_reasons(self.kube.list("Pod", self.namespace, {"job-name": job_name}))
         # A pod stuck before start (a missing model Secret: ContainerCreating) says so here.
         detail = f" (waiting: {', '.join(waiting)}; `kubectl describe` the pod for why)" if waiting else ""
         self._condition(ConditionType.WEIGHTS_SHARED, False, reason, f"job {job_name} is sharing the model{detail}")
         return None
+
+    def _missing_sources(self, pods: list[dict]) -> list[str]:
+        """What the waiting sharing pods' events say is missing (the operator cannot read Secrets)."""
+        missing = []
+        for pod in pods:
+            missing += [m for m in observe.missing_sources(self.kube.events(self.namespace, pod["metadata"]["name"]))
+                        if m not in missing]
+        return missing
 
     def _shared(self, job_name: str, digest: str) -> str:
         self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
         return digest
 
     def _delete_stale_sharing_jobs(self, digest: str) -> None:
-        for job in self.kube.list("Job", self.namespace, selector_labels(self.name, Component.SHARING)):
+        jobs = self.kube.list("Job", self.namespace, selector_labels(self.name, Component.SHARING))
+        for job in observe.owned_by(jobs, self.body["metadata"]["uid"]):
             if job["metadata"].get("labels", {}).get(consts.LABEL_SHARING_DIGEST) != digest:
                 self.kube.delete("Job", self.namespace, job["metadata"]["name"])
 
@@ -294,7 +316,10 @@ class _Reconciliation:
     def _apply(self, manifest: dict) -> None:
         kopf.append_owner_reference(manifest, owner=self.body)
         result = self.kube.apply(manifest)
-        if result != "unchanged":
+        if result == "reverted":
+            self._event("Warning", "DriftReverted",
+                        f"{manifest['kind']} {manifest['metadata']['name']} was changed by hand; restored as the spec says")
+        elif result != "unchanged":
             self.logger.info("%s %s %s", result, manifest["kind"], manifest["metadata"]["name"])
 
     def _condition(self, condition_type: str, status: bool, reason: str, message: str) -> None:

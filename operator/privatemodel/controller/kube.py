@@ -6,6 +6,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from privatemodel.controller import consts
+from privatemodel.controller.drift import covers
 
 # kind -> (API class, the suffix of its *_namespaced_<suffix> methods)
 _KINDS = {
@@ -17,11 +18,14 @@ _KINDS = {
     "Deployment": (kubernetes.client.AppsV1Api, "deployment"),
     "Job": (kubernetes.client.BatchV1Api, "job"),
     "NetworkPolicy": (kubernetes.client.NetworkingV1Api, "network_policy"),
+    "Event": (kubernetes.client.CoreV1Api, "event"),
 }
 # Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
 # (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
 # Secrets: the operator may only create Secrets, never read, list or delete them.
 CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap", "NetworkPolicy")
+# A Job's pod template cannot change: a Job is created, or deleted and replaced under a new name.
+IMMUTABLE_KINDS = frozenset({"Job"})
 # (connect, read) seconds. Without it a call on a pooled connection that died without a close
 # waits for ever, and so does every later reconcile tick of that PrivateModel.
 REQUEST_TIMEOUT = (10, 30)
@@ -65,13 +69,18 @@ class Kube:
     def list(self, kind: str, namespace: str, labels: dict) -> list[dict]:
         return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
 
+    def events(self, namespace: str, involved_name: str) -> list[dict]:
+        """The events about one object of the namespace (e.g. why a pod cannot start)."""
+        return self._call("Event", "list", namespace, field_selector=f"involvedObject.name={involved_name}")["items"]
+
     def create(self, manifest: dict) -> dict:
         return self._call(manifest["kind"], "create", manifest["metadata"]["namespace"], manifest)
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete, letting the garbage collector take what it owns; False if it was already gone."""
+    def delete(self, kind: str, namespace: str, name: str, foreground: bool = False) -> bool:
+        """Delete, letting the garbage collector take what it owns; False if it was already gone.
+        In the foreground, the object stays (with a deletionTimestamp) until what it owns is gone."""
         try:
-            self._call(kind, "delete", name, namespace, propagation_policy="Background")
+            self._call(kind, "delete", name, namespace, propagation_policy="Foreground" if foreground else "Background")
         except ApiException as error:
             if error.status == 404:
                 return False
@@ -79,8 +88,9 @@ class Kube:
         return True
 
     def apply(self, manifest: dict) -> str:
-        """Create, or patch when the manifest differs from the one applied last: "created",
-        "updated" or "unchanged". Fields the API server or users add are left alone."""
+        """Create, or patch when the manifest differs from the one applied last ("created",
+        "updated") or when a field it sets was changed by hand ("reverted"), else "unchanged".
+        Fields the API server or users add are left alone (see drift.py)."""
         meta = manifest["metadata"]
         annotations = meta.setdefault("annotations", {})
         annotations.pop(consts.ANNOTATION_APPLIED_HASH, None)
@@ -90,9 +100,10 @@ class Kube:
         if live is None:
             self.create(manifest)
             return "created"
-        if (live["metadata"].get("annotations") or {}).get(consts.ANNOTATION_APPLIED_HASH) == applied:
+        same_manifest = (live["metadata"].get("annotations") or {}).get(consts.ANNOTATION_APPLIED_HASH) == applied
+        if manifest["kind"] in IMMUTABLE_KINDS or (same_manifest and covers(live, manifest)):
             return "unchanged"
         # Strategic merge: lists such as containers merge by name, as `kubectl apply` does.
         self._call(manifest["kind"], "patch", meta["name"], meta["namespace"], manifest,
                    _content_type="application/strategic-merge-patch+json")
-        return "updated"
+        return "updated" if not same_manifest else "reverted"

@@ -2,6 +2,7 @@
 
 Each takes plain dicts (camelCase, as in manifests) and makes no API calls.
 """
+import re
 from dataclasses import dataclass
 
 from privatemodel import contract
@@ -91,3 +92,30 @@ def is_deployment_ready(deployment: dict) -> bool:
     status = deployment.get("status", {})
     current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
     return current and status.get("updatedReplicas", 0) >= 1 and status.get("readyReplicas", 0) >= 1
+
+
+def owned_by(objects: list[dict], owner_uid: str) -> list[dict]:
+    """The objects whose owner references name `owner_uid`: a label alone could be anyone's."""
+    return [obj for obj in objects
+            if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or ())]
+
+
+# What the kubelet and the scheduler say when a pod's volume source does not exist, e.g.
+#   MountVolume.SetUp failed for volume "model" : secret "mnist-model" not found
+#   MountVolume.SetUp failed for volume "model" : references non-existent secret key: model.h5
+#   0/1 nodes are available: 1 persistentvolumeclaim "models" not found.
+_MISSING_SOURCE = re.compile(
+    r'((?:secret|configmap|persistentvolumeclaim) "[^"]+" not found'
+    r'|references non-existent (?:secret|config) key: [^\s,]+)')
+
+
+def missing_sources(events: list[dict]) -> list[str]:
+    """What a pod's events say does not exist among its volumes' sources, oldest first, once each."""
+    found: list[str] = []
+    for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
+        if event.get("reason") not in ("FailedMount", "FailedScheduling"):
+            continue
+        match = _MISSING_SOURCE.search(event.get("message") or "")
+        if match and match.group(1) not in found:
+            found.append(match.group(1))
+    return found

@@ -71,6 +71,7 @@ def build_player_stateful_set(
         spec.players,
         defaults,
         mounts=[{"name": STATE_VOLUME, "mountPath": consts.STATE_DIR}],
+        default_resources=defaults.player_resources,
         ports=ports,
         readinessProbe={**probe, "periodSeconds": 5},
     )

@@ -35,12 +35,14 @@ def runtime_container(
     settings: PodSettings,
     defaults: OperatorDefaults,
     mounts: list[dict],
+    default_resources: dict,
     env: Sequence[dict] = (),
     ports: Sequence[dict] = (),
     **fields,
 ) -> dict:
     """A container of the runtime image that reads its config directory, can write only /tmp and
-    listens on the mesh port (its peers reach its TensorFlow server only through there)."""
+    listens on the mesh port (its peers reach its TensorFlow server only through there).
+    Resources: the PrivateModel's, else the operator's `default_resources` for this kind of pod."""
     return {
         "name": name,
         "image": settings.image or defaults.runtime_image,
@@ -48,7 +50,7 @@ def runtime_container(
         "command": command,
         # TensorFlow and Keras keep caches under HOME; the root filesystem is read-only.
         "env": [*env, {"name": "HOME", "value": consts.TMP_DIR}],
-        "resources": copy.deepcopy(settings.resources),
+        "resources": copy.deepcopy(settings.resources or default_resources),
         "securityContext": {
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,

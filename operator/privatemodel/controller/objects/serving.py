@@ -33,6 +33,7 @@ def build_serving_deployment(
         spec.serving,
         defaults,
         mounts=[],
+        default_resources=defaults.serving_resources,
         ports=[{"name": PORT_NAME, "containerPort": contract.SERVING_PORT, "protocol": "TCP"}],
         readinessProbe={
             "httpGet": {"path": consts.SERVING_READY_PATH, "port": PORT_NAME, "scheme": "HTTPS"},

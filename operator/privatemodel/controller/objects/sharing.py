@@ -70,6 +70,7 @@ def build_sharing_job(
         spec.serving,
         defaults,
         mounts=mounts,
+        default_resources=defaults.serving_resources,
         terminationMessagePath=consts.TERMINATION_LOG,
         # `share` writes its one-line reason there; a crash before that leaves the log's tail.
         terminationMessagePolicy="FallbackToLogsOnError",
