@@ -66,12 +66,12 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, labels: dict) -> list[dict]:
-        return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
-
     def events(self, namespace: str, involved_name: str) -> list[dict]:
         """The events about one object of the namespace (e.g. why a pod cannot start)."""
         return self._call("Event", "list", namespace, field_selector=f"involvedObject.name={involved_name}")["items"]
+
+    def list(self, kind: str, namespace: str, labels: dict) -> list[dict]:
+        return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
 
     def create(self, manifest: dict) -> dict:
         return self._call(manifest["kind"], "create", manifest["metadata"]["namespace"], manifest)
