@@ -7,7 +7,6 @@ to the client. Nothing is revealed anywhere: the client alone adds the two answe
 import copy
 import logging
 import re
-import secrets
 import threading
 import time
 
@@ -22,6 +21,8 @@ from privatemodel.runtime.player import storage as shares
 log = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+# Not a client's id (those are hex): the warm-up's files are reused at every start, never piled up.
+WARM_UP_ID = "warm-up"
 
 
 class RequestError(ValueError):
@@ -71,16 +72,15 @@ class PrivateModelServer:
 
         for count in batch_sizes:
             started = time.monotonic()
-            request_id = secrets.token_hex(16)
             zeros = np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()
             for player in shares.SHARE_HOLDERS:
                 with tf.device(device_name(player)):
-                    tf.io.write_file(f"{shares.REQUESTS_DIR}/{request_id}.in", zeros)
-            self.predict(request_id, count)
+                    tf.io.write_file(f"{shares.REQUESTS_DIR}/{WARM_UP_ID}.in", zeros)
+            self.predict(WARM_UP_ID, count)
             for player in shares.SHARE_HOLDERS:
                 with tf.device(device_name(player)):
                     for suffix in (".in", ".out"):
-                        tf.io.write_file(f"{shares.REQUESTS_DIR}/{request_id}{suffix}", b"")
+                        tf.io.write_file(f"{shares.REQUESTS_DIR}/{WARM_UP_ID}{suffix}", b"")
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
 
     def check_players(self) -> None:
