@@ -4,11 +4,9 @@ import subprocess
 import threading
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from integration.support import assert_matches_plaintext, https_call, run_cli
-from privatemodel.runtime.client.client import QueryError, ServingError
+from integration.support import assert_matches_plaintext, run_cli
 from privatemodel.runtime.local.cluster import privatemodel_command
 
 
@@ -61,31 +59,3 @@ def test_concurrent_clients_each_get_their_own_answer(client, cluster, serving, 
     indices = sorted(answers)
     assert indices == [11, 12] + list(range(20, 28))
     assert_matches_plaintext([answers[i] for i in indices], plaintext[indices])
-
-
-@pytest.mark.parametrize("query, message", [
-    (np.zeros((28, 28)), r"query shape \(28, 28\) does not fit the model input \(28, 28, 1\)"),
-    (np.zeros((2, 28, 28, 3)), r"query shape \(2, 28, 28, 3\)"),
-    (np.array([["a"] * 28] * 28), "query dtype <U1 is not numeric"),
-    (np.full((28, 28, 1), np.nan), "query has 784 NaN or infinite value"),
-    (np.full((1, 28, 28, 1), np.inf), "NaN or infinite"),
-    (np.full((1, 28, 28, 1), 1e9), "fixed-point range"),
-])
-def test_bad_queries_are_refused_before_anything_is_sent(client, reference_model, query, message):
-    with pytest.raises(QueryError, match=message):
-        client.predict(query)
-    assert_matches_plaintext(client.predict(reference_model["x"][:1]), reference_model["plaintext"][:1])
-
-
-def test_bad_requests_reaching_the_servers_get_an_error_and_serving_goes_on(client, cluster, reference_model):
-    # A client that skips its own checks: a wrongly shaped share, a batch beyond the limit, an id never staged.
-    token = {"Authorization": "Bearer " + "t" * 32, "Content-Type": "application/octet-stream"}
-    wrong = np.zeros((1, 27, 27, 1), np.int64).tobytes()
-    status, body = https_call(cluster, cluster.ingress_url("server0") + "/v2/requests/" + "a" * 32 + "/input", "PUT", wrong,
-                              {**token, "X-Batch-Size": "1"})
-    assert status == 400 and "a share of 1 input(s) of shape (28, 28, 1) is 6272 bytes of int64, got 5832" in body["error"]
-    with pytest.raises(ServingError, match=r"\(400\): count must be an integer from 1 to 64, got 65"):
-        client.serving.request("POST", "/v1/predict", json.dumps({"id": "b" * 32, "count": 65}).encode())
-    with pytest.raises(ServingError, match=r"\(400\): request c{32} is not staged on server0, server1"):
-        client.serving.request("POST", "/v1/predict", json.dumps({"id": "c" * 32, "count": 1}).encode())
-    assert_matches_plaintext(client.predict(reference_model["x"][:3]), reference_model["plaintext"][:3])

@@ -1,0 +1,58 @@
+"""Raw HTTPS as a hostile peer speaks it: hand-written requests, half-sent ones, abrupt closes."""
+import json
+import socket
+import struct
+import urllib.parse
+
+from integration.support import https_context
+
+
+def address(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname, parts.port
+
+
+def tls_connect(cluster, url: str, timeout: float = 10.0):
+    """A TLS connection to an ingress or serving, trusting the cluster's CA."""
+    raw = socket.create_connection(address(url), timeout=timeout)
+    return https_context(cluster).wrap_socket(raw)
+
+
+def request_bytes(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> bytes:
+    """A request as written on the wire; a Content-Length is added unless `headers` gives one."""
+    headers = {"Host": "x", **(headers or {})}
+    if body and "Content-Length" not in headers:
+        headers["Content-Length"] = str(len(body))
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode() + body
+
+
+def exchange(cluster, url: str, data: bytes, timeout: float = 30.0) -> tuple[int, object]:
+    """Send `data` as is; (status, JSON body or raw bytes) of the answer."""
+    with tls_connect(cluster, url, timeout) as tls:
+        tls.sendall(data)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = tls.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"{url} closed the connection without an answer")
+            reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
+        while len(body) < length:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
+
+
+def abort(sock) -> None:
+    """Close with a reset, as a client that crashes or is killed does: the server's next write fails."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
