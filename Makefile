@@ -31,9 +31,28 @@ install: ## Set up: system packages, .venv with pinned deps, the secure random o
 demo: ## Train (or reuse) the reference CNN, share it, serve 3 private predictions
 	$(PRIVATEMODEL) demo
 
-.PHONY: test
-test: ## Run all tests (unit, engine on local players, cluster, e2e)
-	$(PYTEST) -ra tests
+# Test layers, fastest first; tests/conftest.py marks each test with its directory's layer.
+TEST_LAYERS := unit engine cluster e2e
+
+.PHONY: test test-unit test-engine test-cluster test-e2e
+test: ## Run every layer, fastest first; stop at the first failing one; print each layer's duration
+	@summary=""; for layer in $(TEST_LAYERS); do \
+	  start=$$(date +%s); $(PYTEST) -ra -m $$layer tests; rc=$$?; \
+	  summary="$$summary  $$layer: $$(( $$(date +%s) - start )) s, exit $$rc\n"; \
+	  if [ $$rc -ne 0 ]; then printf "test layers:\n$$summary"; exit $$rc; fi; \
+	done; printf "test layers:\n$$summary"
+
+test-unit: ## Pure logic, builders, chart rendering (seconds)
+	$(PYTEST) -ra -m unit tests
+
+test-engine: ## The engine on real local players: sharing, serving, attacks, faults (minutes)
+	$(PYTEST) -ra -m engine tests
+
+test-cluster: ## The test cluster's own tests (brings the cluster up if needed)
+	$(PYTEST) -ra -m cluster tests
+
+test-e2e: ## The operator end to end on the test cluster (helm, kubectl, client pods)
+	$(PYTEST) -ra -m e2e tests
 
 .PHONY: bench
 bench: ## Latency: plaintext vs private (loopback, TLS mesh as root) vs tfe QueueServer; accuracy of 5 models (JSON in build/)
@@ -49,15 +68,12 @@ KIND_CLUSTER ?= privatemodel
 KIND_KUBECONFIG := build/kind/kubeconfig
 KIND_BASE_IMAGE ?= debian:bookworm-slim
 
-.PHONY: cluster-up cluster-down cluster-test images helm e2e-kind kind-down
+.PHONY: cluster-up cluster-down images helm e2e-kind kind-down
 cluster-up: ## Start the test cluster (1st run builds Kubernetes, ~6-13 min); kubeconfig: build/cluster/kubeconfig
 	bash $(CLUSTER_DIR)/up.sh
 
 cluster-down: ## Stop the test cluster; remove its processes, iptables rules, interfaces, mounts
 	bash $(CLUSTER_DIR)/down.sh
-
-cluster-test: ## Run the test cluster's own tests (brings the cluster up if needed)
-	$(PYTEST) tests/cluster
 
 images: ## Build every images/<name>/Dockerfile as privatemodel/<name>:dev on the test cluster's docker
 	bash $(CLUSTER_DIR)/images.sh all

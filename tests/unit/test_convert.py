@@ -34,6 +34,7 @@ def test_every_accepted_table_entry_has_a_model():
     assert accepted <= {name.split("-")[0] for name in SUPPORTED}
 
 
+@pytest.mark.engine  # SecureNN in this process: seconds each
 @pytest.mark.parametrize("name", sorted(SUPPORTED))
 def test_supported_layer_is_exact_enough_under_securenn(protocol, name):
     model = randomize_batch_norms(SUPPORTED[name]())

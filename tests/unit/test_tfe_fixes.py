@@ -122,6 +122,7 @@ def test_fixes_can_be_applied_again():
     assert tfe_fixes.ORIGINALS == originals
 
 
+@pytest.mark.engine  # SecureNN in this process: seconds each
 def test_small_cnn_private_inference_matches_plaintext(protocol):
     model = small_cnn(batch_size=2)
     x = random_images([2, 10, 10, 1]).astype(np.float32)

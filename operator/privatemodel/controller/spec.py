@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
 
@@ -95,6 +96,9 @@ def parse_spec(spec: Mapping) -> PrivateModelSpec:
         raise SpecError(f"{path}.protocol", f"must be one of {', '.join(consts.PROTOCOLS)}, got {protocol!r}")
     input_shape = _shape(_required(spec, "inputShape", path), f"{path}.inputShape")
     output_shape = _shape(_required(spec, "outputShape", path), f"{path}.outputShape")
+    if input_shape[0] > contract.DEFAULT_MAX_BATCH:
+        raise SpecError(f"{path}.inputShape[0]", f"the batch size must be at most {contract.DEFAULT_MAX_BATCH}"
+                                                 f" (the largest batch serving accepts), got {input_shape[0]}")
     if output_shape[0] != input_shape[0]:
         raise SpecError(
             f"{path}.outputShape[0]",
