@@ -27,7 +27,7 @@ IMAGE_TAG = os.environ.get("IMAGE_TAG", "dev")
 RUNTIME_IMAGE = f"{consts.DEFAULT_RUNTIME_IMAGE.rsplit(':', 1)[0]}:{IMAGE_TAG}"
 # Every kind a PrivateModel's children (and their own children) can be.
 CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps", "secrets",
-               "networkpolicies")
+               "networkpolicies", "poddisruptionbudgets")
 TIMINGS = REPO / "build" / "e2e" / "timings.json"
 OPERATOR_NAMESPACE = "privatemodel-system"
 OPERATOR_SELECTOR = "app.kubernetes.io/name=privatemodel"
@@ -276,7 +276,11 @@ def children(api_client, namespace, model_name):
     for kind in CHILD_KINDS:
         group = {"jobs": "batch/v1", "networkpolicies": "networking.k8s.io/v1", "statefulsets": "apps/v1",
                  "deployments": "apps/v1", "replicasets": "apps/v1"}.get(kind, "v1")
-        resource = client.resources.get(api_version=group, name=kind)
+        if kind == "poddisruptionbudgets":  # policy/v1 from Kubernetes 1.21, policy/v1beta1 before
+            resource = next(r for version in ("v1", "v1beta1")
+                            for r in client.resources.search(group="policy", api_version=version, name=kind))
+        else:
+            resource = client.resources.get(api_version=group, name=kind)
         names = [item.metadata.name for item in resource.get(namespace=namespace, label_selector=selector).items]
         if names:
             found[kind] = sorted(names)

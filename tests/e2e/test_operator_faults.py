@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from e2e.conftest import OPERATOR_NAMESPACE, operator_pods
+from e2e.conftest import OPERATOR_NAMESPACE, RELEASE, operator_pods
 from e2e.support import (
     apply_manifest,
     apply_model,
@@ -13,6 +13,7 @@ from e2e.support import (
     predict_in_cluster,
     private_model,
     record_timing,
+    run_pod,
     wait_for_phase,
     wait_until,
     wait_until_serving,
@@ -153,6 +154,51 @@ def test_a_deleted_player_pod_is_replaced_and_the_model_shared_again(namespace, 
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={STEADY}").items
     assert "SharesLost" in {event.reason for event in events}
     assert_private_predictions_are_right(core, namespace, reference_model, examples=(4, 5))
+
+
+def test_a_drain_evicts_one_player_at_a_time_and_the_model_serves_again(api, namespace, core, custom, steady,
+                                                                       reference_model):
+    from kubernetes.client.exceptions import ApiException
+
+    from privatemodel.controller.kube import PDB_GROUP, PDB_VERSIONS, served_version
+
+    before = private_model(custom, namespace, STEADY)["status"]
+    version = served_version(api, PDB_GROUP, PDB_VERSIONS)
+
+    def evict(player):
+        pod = f"{STEADY}-{player}-0"
+        core.create_namespaced_pod_eviction(pod, namespace, {
+            "apiVersion": f"policy/{version}", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
+
+    evict("server0")
+    # server0 is gone or not ready yet: the budget refuses a second eviction, as a node drain would see.
+    with pytest.raises(ApiException) as refused:
+        evict("server1")
+    assert refused.value.status == 429, refused.value
+    model, seconds = wait_until_serving(
+        custom, namespace, STEADY, timeout=400,
+        check=lambda m: m["status"].get("sharedDigest") not in (None, before["sharedDigest"]))
+    record_timing("player evicted to Serving again", seconds)
+    assert model["status"]["sharedPlayerUIDs"][1] == before["sharedPlayerUIDs"][1]
+    assert_private_predictions_are_right(core, namespace, reference_model, examples=(6,))
+
+
+def test_prometheus_reads_the_operators_metrics(namespace, core, steady):
+    """A real scrape: an HTTP GET of /metrics through the chart's metrics Service, from a pod."""
+    url = f"http://{RELEASE}-privatemodel-metrics.{OPERATOR_NAMESPACE}.svc:{consts.DEFAULT_METRICS_PORT}/metrics"
+    phase, log = run_pod(core, namespace, "scrape", ["python3", "-c",
+                         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"])
+    assert phase == "Succeeded", log
+    samples = {}
+    for line in log.splitlines():
+        if line.startswith("privatemodel_operator_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['privatemodel_operator_models{phase="Serving"}'] >= 1  # steady, at least
+    assert samples['privatemodel_operator_reconciles_total{result="ok"}'] > 0
+    assert samples["privatemodel_operator_reconcile_duration_seconds_count"] > 0
+    # The NetworkPolicy test before this one had its hand edit reverted.
+    assert samples['privatemodel_operator_drift_reverted_total{kind="NetworkPolicy"}'] >= 1
 
 
 def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace, api, core, custom, steady):

@@ -102,6 +102,7 @@ def test_delete_removes_every_child_and_nothing_else(kubeconfig, namespace, api,
     assert made["statefulsets"] == [f"{MODEL}-{player}" for player in contract.PLAYER_NAMES]
     assert made["networkpolicies"] == sorted(f"{MODEL}-{c}" for c in ("players", "sharing", "serving"))
     assert made["configmaps"] == [f"{MODEL}-access", f"{MODEL}-hostmap"]
+    assert made["poddisruptionbudgets"] == [f"{MODEL}-players"]
     assert len(made["secrets"]) == len(contract.PARTY_NAMES)
     kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", MODEL, "--wait", "--timeout=120s", timeout=150)
     assert private_model(custom, namespace, MODEL) is None  # the finalizer was removed

@@ -206,9 +206,9 @@ def operator_container(docs):
 
 def test_render_defaults(helm):
     docs = render(helm)
-    assert set(by_kind(docs)) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"}
+    assert set(by_kind(docs)) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}
     for doc in docs:
-        if doc["kind"] in ("ServiceAccount", "Deployment"):
+        if doc["kind"] in ("ServiceAccount", "Deployment", "Service"):
             assert doc["metadata"]["namespace"] == RELEASE_NAMESPACE
     container = operator_container(docs)
     assert container["image"] == "privatemodel/operator:dev"
@@ -219,7 +219,8 @@ def test_render_defaults(helm):
     ]  # fmt: skip
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": consts.DEFAULT_METRICS_PORT, "protocol": "TCP"}]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env == {
         consts.ENV_RUNTIME_IMAGE: consts.DEFAULT_RUNTIME_IMAGE,
@@ -227,6 +228,7 @@ def test_render_defaults(helm):
         consts.ENV_CLUSTER_DOMAIN: consts.DEFAULT_CLUSTER_DOMAIN,
         consts.ENV_SERVICE_TYPE: consts.DEFAULT_SERVICE_TYPE,
         consts.ENV_WATCH_NAMESPACE: "",  # all namespaces, as kopf's --all-namespaces
+        consts.ENV_METRICS_PORT: str(consts.DEFAULT_METRICS_PORT),
         consts.ENV_ALLOWED_IMAGES: "",
         consts.ENV_PLAYER_RESOURCES: json.dumps(consts.DEFAULT_PLAYER_RESOURCES, sort_keys=True, separators=(",", ":")),
         consts.ENV_SERVING_RESOURCES: json.dumps(consts.DEFAULT_SERVING_RESOURCES, sort_keys=True, separators=(",", ":")),
@@ -241,7 +243,7 @@ def test_render_defaults(helm):
 def test_render_custom_values_namespaced(helm):
     docs = render(helm, "--values", str(CUSTOM_VALUES))
     kinds = by_kind(docs)
-    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "Deployment"}
+    assert set(kinds) == {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"}
     assert kinds["Role"]["metadata"]["namespace"] == "models"
     assert kinds["RoleBinding"]["metadata"]["namespace"] == "models"
     service_account = {"kind": "ServiceAccount", "name": "pm-operator", "namespace": RELEASE_NAMESPACE}
@@ -301,6 +303,7 @@ EXPECTED_RULES = {
     # Each party's TLS Secret, written once; never read, listed or deleted.
     ("", "secrets"): {"create"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
     # Posted on PrivateModels; listed for a sharing pod that cannot mount the model.
     ("", "events"): {"create", "list"},
 }
@@ -319,3 +322,43 @@ def test_rbac_is_least_privilege(helm, values):
             for resource in rule["resources"]:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert granted == EXPECTED_RULES
+
+
+def test_monitoring_scrapes_the_operators_metrics_and_alerts_have_runbooks(helm):
+    from prometheus_client import REGISTRY
+
+    import privatemodel.controller.metrics  # noqa: F401 - registers the metrics
+
+    docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
+                  "--set", "metrics.dashboard.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
+    kinds = by_kind(docs)
+    service, monitor = kinds["Service"], kinds["ServiceMonitor"]
+    deployment = kinds["Deployment"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+    assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in operator_container(docs)["ports"]}
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    known = {metric.name + suffix for metric in REGISTRY.collect() for suffix in suffixes.get(metric.type, ())}
+    known.add("up")
+    runbook = (REPO / "docs/runbook.md").read_text()
+    rules = kinds["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    assert len(rules) >= 5
+    for rule in rules:
+        assert f"## {rule['alert']}\n" in runbook, rule["alert"]
+        assert rule["annotations"]["runbook"] == f"docs/runbook.md#{rule['alert'].lower()}"
+        assert metric_names(rule["expr"]) <= known, rule["expr"]
+    dashboard = json.loads(kinds["ConfigMap"]["data"]["privatemodel.json"])
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert metric_names(target["expr"]) <= known, target["expr"]
+
+
+def metric_names(expr):
+    """The metric names a PromQL expression reads (identifiers before { or [ that are not functions)."""
+    import re
+
+    return {name for name in re.findall(r"([a-z_][a-z0-9_]*)\s*[{\[]", expr)
+            if name not in ("rate", "increase", "sum", "absent", "histogram_quantile", "by", "max")}

@@ -15,6 +15,7 @@ from privatemodel.controller.objects.mesh import (
 )
 from privatemodel.controller.objects.players import (
     build_ingress_service,
+    build_players_disruption_budget,
     build_player_stateful_set,
     build_players_service,
 )
@@ -62,6 +63,7 @@ def build_all(body=MNIST, defaults=DEFAULTS, uids=UIDS):
         objects[f"mesh_{controller}"] = build_mesh_service(*build, controller)
     for policy in build_network_policies(*build):
         objects[f"policy_{policy['metadata']['labels'][consts.LABEL_COMPONENT]}"] = policy
+    objects["disruption_budget"] = build_players_disruption_budget(*build, "policy/v1")
     for party in contract.PARTY_NAMES:
         objects[f"tls_{party}"] = build_tls_secret(MODEL, NAMESPACE, ISSUANCE, party, f"key of {party}", f"cert of {party}")
     return objects
@@ -118,6 +120,7 @@ def test_names_follow_the_model():
         "policy_players": "mnist-players",
         "policy_sharing": "mnist-sharing",
         "policy_serving": "mnist-serving",
+        "disruption_budget": "mnist-players",
         "sharing": f"mnist-sharing-{digest}",
         "serving": "mnist-serving",
         "serving_service": "mnist-serving",
@@ -135,6 +138,15 @@ def test_metadata_is_owner_agnostic_and_labelled():
         assert matches(model_selector, meta["labels"]), key  # what teardown and the e2e find
         assert meta["labels"]["app.kubernetes.io/managed-by"] == consts.MANAGED_BY, key
         assert_plain_json(obj, key)
+
+
+def test_a_node_drain_evicts_one_player_at_a_time():
+    budget = build_all()["disruption_budget"]
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"]["maxUnavailable"] == 1
+    selected = [key for key, obj in build_all().items() if "template" in obj.get("spec", {})
+                and matches(budget["spec"]["selector"]["matchLabels"], pod_labels(obj))]
+    assert sorted(selected) == sorted(PLAYERS)
 
 
 def test_no_two_parts_of_a_child_are_one_object():

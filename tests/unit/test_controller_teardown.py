@@ -5,8 +5,9 @@ from types import SimpleNamespace
 
 import kopf
 import pytest
+from prometheus_client import REGISTRY
 
-from privatemodel.controller import consts, handlers
+from privatemodel.controller import consts, handlers, metrics
 
 MODEL_UID = "model-uid"
 
@@ -40,8 +41,13 @@ class FakeKube:
         return True
 
 
-def tear_down(kube):
-    handlers.tear_down(name="mnist", namespace="models", uid=MODEL_UID, memo=SimpleNamespace(kube=kube),
+def serving_models():
+    return REGISTRY.get_sample_value("privatemodel_operator_models", {"phase": "Serving"})
+
+
+def tear_down(kube, phases=None):
+    handlers.tear_down(name="mnist", namespace="models", uid=MODEL_UID,
+                       memo=SimpleNamespace(kube=kube, phases=phases or metrics.PhaseBook()),
                        logger=logging.getLogger("test"))
 
 
@@ -55,7 +61,17 @@ def test_only_owned_children_are_deleted_and_waited_for():
     assert kube.deleted == [("StatefulSet", "mnist-server0")]
 
 
-def test_teardown_ends_when_no_owned_child_is_left():
+def test_teardown_ends_when_no_owned_child_is_left_and_the_model_leaves_the_metrics():
     kube = FakeKube(child("Pod", "users-pod", owner_uid=None), child("ConfigMap", "users-config", owner_uid="other"))
-    tear_down(kube)
+    phases = metrics.PhaseBook()
+    phases.record(MODEL_UID, "Serving")
+    phases.record("other-model", "Serving")
+    assert serving_models() == 2
+    tear_down(kube, phases)
     assert kube.deleted == []
+    assert serving_models() == 1
+
+
+def test_models_are_counted_by_their_last_phase():
+    assert metrics.count_by_phase(["Serving", "Failed", "Serving"]) == {
+        "Pending": 0, "Sharing": 0, "Serving": 2, "Completed": 0, "Failed": 1}

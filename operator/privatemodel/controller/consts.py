@@ -135,6 +135,9 @@ ENV_PLAYER_RESOURCES = "PRIVATEMODEL_PLAYER_RESOURCES"
 ENV_SERVING_RESOURCES = "PRIVATEMODEL_SERVING_RESOURCES"
 # Comma-separated images PrivateModels may name besides the runtime image (a trailing * is a prefix).
 ENV_ALLOWED_IMAGES = "PRIVATEMODEL_ALLOWED_IMAGES"
+# The port of the operator's Prometheus metrics (/metrics).
+ENV_METRICS_PORT = "PRIVATEMODEL_METRICS_PORT"
+DEFAULT_METRICS_PORT = 8081
 # The namespace kopf watches (the liveness probe lists PrivateModels there); empty: all.
 ENV_WATCH_NAMESPACE = "PRIVATEMODEL_WATCH_NAMESPACE"
 DEFAULT_RUNTIME_IMAGE = "privatemodel/runtime:dev"

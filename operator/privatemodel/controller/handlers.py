@@ -14,7 +14,7 @@ import kopf
 import kubernetes
 
 from privatemodel import contract
-from privatemodel.controller import consts, kube, observe, tls
+from privatemodel.controller import consts, kube, metrics, observe, tls
 from privatemodel.controller.conditions import find_condition, rollup, set_condition
 from privatemodel.controller.consts import Component, ConditionType, Phase, Reason
 from privatemodel.controller.defaults import OperatorDefaults
@@ -23,6 +23,7 @@ from privatemodel.controller.naming import child_name, selector_labels
 from privatemodel.controller.objects.mesh import build_hostmap_config_map, build_mesh_service, build_network_policies
 from privatemodel.controller.objects.players import (
     build_ingress_service,
+    build_players_disruption_budget,
     build_player_stateful_set,
     build_players_service,
 )
@@ -74,14 +75,27 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     memo.watch_namespace = os.environ.get(consts.ENV_WATCH_NAMESPACE) or None
     memo.models_api = kubernetes.client.CustomObjectsApi()
     memo.sightings = Sightings()
-    logger.info("runtime image %s (pull %s), cluster domain %s", memo.defaults.runtime_image,
-                memo.defaults.image_pull_policy, memo.defaults.cluster_domain)
+    memo.phases = metrics.PhaseBook()
+    metrics_port = int(os.environ.get(consts.ENV_METRICS_PORT) or consts.DEFAULT_METRICS_PORT)
+    metrics.serve(metrics_port)
+    logger.info("runtime image %s (pull %s), cluster domain %s; metrics on port %d", memo.defaults.runtime_image,
+                memo.defaults.image_pull_policy, memo.defaults.cluster_domain, metrics_port)
 
 
 @kopf.timer(*RESOURCE, interval=consts.RECONCILE_INTERVAL, backoff=consts.RECONCILE_INTERVAL)
 def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo, logger, **_):
     memo.sightings.reconciled(meta["uid"], meta.get("generation", 1), time.monotonic())
-    status = dict(status)
+    started, result = time.monotonic(), metrics.Result.ERROR
+    try:
+        phase, result = _reconcile(body, name, namespace, meta, spec, dict(status), patch, memo, logger)
+        memo.phases.record(meta["uid"], phase)
+    finally:
+        metrics.RECONCILES.labels(result).inc()
+        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+
+def _reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo, logger) -> tuple[str, str]:
+    """(the phase written, the tick's metrics.Result)."""
     try:
         check_model_name(name)
         model = parse_spec(spec)
@@ -90,11 +104,12 @@ def reconcile(body, name, namespace, meta, spec, status, patch, memo: kopf.Memo,
         conditions, phase = rollup(status.get("conditions"), spec_error=str(error))
         update = {"phase": phase, "conditions": conditions, "observedGeneration": meta.get("generation")}
         _write_status(body, status, update, patch, logger)
-        return
+        return phase, metrics.Result.INVALID_SPEC
     run = _Reconciliation(memo.kube, memo.defaults, body, model, name, namespace, status, logger)
     update = run.reconcile()
     conditions, phase = rollup(update.pop("conditions"))
     _write_status(body, status, {**update, "phase": phase, "conditions": conditions}, patch, logger)
+    return phase, metrics.Result.OK
 
 
 @kopf.on.delete(*RESOURCE)
@@ -114,6 +129,7 @@ def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
                 logger.info("deleting %s %s", kind, meta["name"])
     if remaining:
         raise kopf.TemporaryError(f"waiting for {len(remaining)} children to go: {', '.join(remaining)}", delay=2)
+    memo.phases.record(uid, None)
     logger.info("all children of %s/%s are gone", namespace, name)
 
 
@@ -203,6 +219,7 @@ class _Reconciliation:
         children += [build_mesh_service(*build, controller) for controller in contract.CONTROLLER_NAMES]
         children += [build_ingress_service(*build, player) for player in contract.SHARE_HOLDERS]
         children += [build_player_stateful_set(*build, player, self.issuance) for player in contract.PLAYER_NAMES]
+        children.append(build_players_disruption_budget(*build, self.kube.pdb_api_version))
         for child in children:
             self._apply(child)
         pods = self.kube.list("Pod", self.namespace, selector_labels(self.name, Component.PLAYERS))
@@ -317,6 +334,7 @@ class _Reconciliation:
         kopf.append_owner_reference(manifest, owner=self.body)
         result = self.kube.apply(manifest)
         if result == "reverted":
+            metrics.DRIFT_REVERTED.labels(manifest["kind"]).inc()
             self._event("Warning", "DriftReverted",
                         f"{manifest['kind']} {manifest['metadata']['name']} was changed by hand; restored as the spec says")
         elif result != "unchanged":

@@ -20,10 +20,13 @@ _KINDS = {
     "NetworkPolicy": (kubernetes.client.NetworkingV1Api, "network_policy"),
     "Event": (kubernetes.client.CoreV1Api, "event"),
 }
+# PodDisruptionBudget is policy/v1 from Kubernetes 1.21 and only policy/v1beta1 before (the
+# typed client knows v1 only): Kube picks the version the API server offers.
+PDB_KIND, PDB_GROUP, PDB_PLURAL, PDB_VERSIONS = "PodDisruptionBudget", "policy", "poddisruptionbudgets", ("v1", "v1beta1")
 # Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
 # (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
 # Secrets: the operator may only create Secrets, never read, list or delete them.
-CHILD_KINDS = ("Deployment", "Job", "StatefulSet", "Service", "ConfigMap", "NetworkPolicy")
+CHILD_KINDS = ("Deployment", "Job", "StatefulSet", PDB_KIND, "Service", "ConfigMap", "NetworkPolicy")
 # A Job's pod template cannot change: a Job is created, or deleted and replaced under a new name.
 IMMUTABLE_KINDS = frozenset({"Job"})
 # (connect, read) seconds. Without it a call on a pooled connection that died without a close
@@ -48,9 +51,46 @@ def manifest_hash(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
 
 
+class _VersionedKind:
+    """The *_namespaced_object calls of a built-in kind whose version depends on the cluster, made
+    through the generic custom-objects client (it builds the same /apis/GROUP/VERSION/... paths)."""
+
+    def __init__(self, api_client, group: str, version: str, plural: str):
+        self._api = kubernetes.client.CustomObjectsApi(api_client)
+        self._resource = (group, version)
+        self._plural = plural
+
+    def read_namespaced_object(self, name, namespace, **kwargs):
+        return self._api.get_namespaced_custom_object(*self._resource, namespace, self._plural, name, **kwargs)
+
+    def list_namespaced_object(self, namespace, **kwargs):
+        return self._api.list_namespaced_custom_object(*self._resource, namespace, self._plural, **kwargs)
+
+    def create_namespaced_object(self, namespace, body, **kwargs):
+        return self._api.create_namespaced_custom_object(*self._resource, namespace, self._plural, body, **kwargs)
+
+    def patch_namespaced_object(self, name, namespace, body, **kwargs):
+        return self._api.patch_namespaced_custom_object(*self._resource, namespace, self._plural, name, body, **kwargs)
+
+    def delete_namespaced_object(self, name, namespace, **kwargs):
+        return self._api.delete_namespaced_custom_object(*self._resource, namespace, self._plural, name, **kwargs)
+
+
+def served_version(api_client, group: str, versions: tuple[str, ...]) -> str:
+    """The first of `versions` (newest first) that the API server serves for `group`."""
+    groups = kubernetes.client.ApisApi(api_client).get_api_versions(_request_timeout=REQUEST_TIMEOUT).groups
+    served = {v.version for g in groups if g.name == group for v in g.versions}
+    for version in versions:
+        if version in served:
+            return version
+    raise RuntimeError(f"the API server serves none of {group}/{', '.join(versions)}")
+
+
 class Kube:
     def __init__(self, api_client):
         self._apis = {kind: (api_class(api_client), suffix) for kind, (api_class, suffix) in _KINDS.items()}
+        self.pdb_api_version = f"{PDB_GROUP}/{served_version(api_client, PDB_GROUP, PDB_VERSIONS)}"
+        self._apis[PDB_KIND] = (_VersionedKind(api_client, *self.pdb_api_version.split("/"), PDB_PLURAL), "object")
 
     def _call(self, kind: str, verb: str, *args, **kwargs):
         api, suffix = self._apis[kind]

@@ -118,6 +118,20 @@ def build_ingress_service(
     }
 
 
+def build_players_disruption_budget(
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, api_version: str
+) -> dict:
+    """A voluntary disruption (a node drain) evicts at most one player at a time: each eviction
+    costs that player's share and a new sharing, and two at once would leave nothing to serve.
+    api_version: policy/v1, or policy/v1beta1 on clusters older than 1.21."""
+    return {
+        "apiVersion": api_version,
+        "kind": "PodDisruptionBudget",
+        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(model_name, Component.PLAYERS)}},
+    }
+
+
 def _spread_across_nodes(affinity: dict, model_name: str) -> dict:
     """The user's affinity; unless it says otherwise about pods, prefer one player per node.
 
