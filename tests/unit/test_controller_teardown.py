@@ -74,4 +74,4 @@ def test_teardown_ends_when_no_owned_child_is_left_and_the_model_leaves_the_metr
 
 def test_models_are_counted_by_their_last_phase():
     assert metrics.count_by_phase(["Serving", "Failed", "Serving"]) == {
-        "Pending": 0, "Sharing": 0, "Serving": 2, "Completed": 0, "Failed": 1}
+        "Pending": 0, "Sharing": 0, "Starting": 0, "Serving": 2, "Completed": 0, "Failed": 1}

@@ -76,8 +76,11 @@ def _phase(conditions: list[dict], failed: bool) -> str:
     serving = find_condition(conditions, ConditionType.SERVING)
     if serving is not None and serving.get("reason") == Reason.REQUESTS_COMPLETED:
         return Phase.COMPLETED
-    if is_true(conditions, ConditionType.WEIGHTS_SHARED):
+    # Serving only once serving answers: a user who waits for it can send a query at once.
+    if is_true(conditions, ConditionType.SERVING):
         return Phase.SERVING
+    if is_true(conditions, ConditionType.WEIGHTS_SHARED):
+        return Phase.STARTING
     if is_true(conditions, ConditionType.PLAYERS_READY):
         return Phase.SHARING
     return Phase.PENDING

@@ -51,6 +51,7 @@ class Component:
 class Phase:
     PENDING = "Pending"
     SHARING = "Sharing"
+    STARTING = "Starting"  # the weights are shared; serving does not answer yet
     SERVING = "Serving"
     COMPLETED = "Completed"
     FAILED = "Failed"

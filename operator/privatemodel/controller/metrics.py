@@ -9,7 +9,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from privatemodel.controller.consts import Phase
 
-PHASES = (Phase.PENDING, Phase.SHARING, Phase.SERVING, Phase.COMPLETED, Phase.FAILED)
+PHASES = (Phase.PENDING, Phase.SHARING, Phase.STARTING, Phase.SERVING, Phase.COMPLETED, Phase.FAILED)
 
 
 class Result:
