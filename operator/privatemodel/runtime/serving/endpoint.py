@@ -187,8 +187,9 @@ def _handler_for(endpoint: ServingEndpoint):
 
         def _parse_request(self):
             usage = 'request body must be JSON {"id": "<32 hex digits>", "count": <integer>, "shareId": "<string>"}'
+            data = self.read_body(MAX_BODY)
             try:
-                body = json.loads(self.read_body(MAX_BODY), parse_constant=_refuse_constant)
+                body = json.loads(data, parse_constant=_refuse_constant)
             except (ValueError, RecursionError):
                 raise BadRequest(usage) from None
             if not isinstance(body, dict) or "id" not in body or "count" not in body:
