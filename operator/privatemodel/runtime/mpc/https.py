@@ -1,13 +1,14 @@
 """The HTTPS servers of the parties that face clients: the share holders' ingress and serving.
 
 TLS with the party's certificate (named after the party, signed by the model's CA), handshakes on
-the connection's own thread, a read deadline on every connection, a cap on connections, and one
-log line (not a trace) when a client goes away.
+the connection's own thread, a deadline on every read and on each request as a whole, a cap on
+connections, and one log line (not a trace) when a client goes away.
 """
 import json
 import logging
 import socket
 import ssl
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,30 +59,86 @@ class HTTPSServer(ThreadingHTTPServer):
             self._slots.release()
 
     def handle_error(self, request, client_address):
-        log.info("connection from %s ended early", client_address[0])
+        if not isinstance(sys.exc_info()[1], ConnectionAbortedError):  # logged where it was raised
+            log.info("connection from %s ended early", client_address[0])
 
 
 class JSONHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = READ_TIMEOUT
 
+    # The socket timeout bounds each read. A deadline bounds the handshake and the reading of each
+    # request as a whole, so a peer that sends a byte at a time cannot keep a capped slot for ever.
+
     def setup(self):
-        super().setup()
+        # Handshake before the stream files exist: they hold the socket open after a failed
+        # handshake, until the garbage collector finds them.
+        self.request.settimeout(self.timeout)
+        self._cut_off = False
+        self._start_deadline("the TLS handshake")
         try:
             self.request.do_handshake()
         except (ssl.SSLError, OSError) as error:
-            log.info("TLS handshake with %s failed: %s", self.client_address[0], getattr(error, "reason", None) or error)
+            if not self._cut_off:
+                log.info("TLS handshake with %s failed: %s", self.client_address[0], getattr(error, "reason", None) or error)
             raise ConnectionAbortedError from None
+        finally:
+            self._deadline.cancel()
+        super().setup()
 
     def handle(self):
         try:
             super().handle()
         except (ConnectionError, TimeoutError, ssl.SSLError) as error:
-            log.info("connection from %s ended: %s", self.client_address[0], type(error).__name__)
+            if not self._cut_off:
+                log.info("connection from %s ended: %s", self.client_address[0], type(error).__name__)
             self.close_connection = True
+
+    def handle_one_request(self):
+        try:
+            # A kept-alive connection idles until its next request starts, up to the socket timeout.
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except TimeoutError:
+            self.close_connection = True
+            return
+        self._start_deadline("the request")
+        try:
+            super().handle_one_request()
+        finally:
+            self._deadline.cancel()
+
+    def parse_request(self):
+        parsed = super().parse_request()
+        if parsed and self.headers.get("Content-Length") is None:
+            self._deadline.cancel()  # read whole: the handler's own work has no such deadline
+        return parsed
+
+    def _start_deadline(self, what):
+        self._deadline = threading.Timer(READ_TIMEOUT, self._cut, [what])
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _cut(self, what):
+        self._cut_off = True
+        log.info("connection from %s cut off: %s took over %.0f s", self.client_address[0], what, READ_TIMEOUT)
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def log_message(self, *args):  # requests are logged where they are served, with timings
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        """The standard library's refusals (a request line that is not HTTP, headers too long) as
+        one JSON line like ours; it would send an HTML page, and no status line at all when the
+        request line could not be parsed."""
+        self.request_version = self.protocol_version
+        self.close_connection = True
+        reason = message or HTTPStatus(code).phrase
+        self.reply_json(code, {"error": reason[:200]}, [("Connection", "close")])
 
     def read_body(self, limit: int) -> bytes:
         text = self.headers.get("Content-Length")
@@ -90,7 +147,9 @@ class JSONHandler(BaseHTTPRequestHandler):
         length = int(text)
         if length > limit:
             raise BadRequest(f"request body of {length} bytes exceeds the limit of {limit}")
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        self._deadline.cancel()  # read whole: the handler's own work has no such deadline
+        return body
 
     def reply_json(self, status, body: dict, headers=()):
         self.reply_bytes(status, json.dumps(body).encode(), "application/json", headers)
