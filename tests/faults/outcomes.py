@@ -34,6 +34,10 @@ class Outcome:
 RECORDED: list[Outcome] = []
 
 
+class StillHeld(Exception):
+    """Raised by an action that watched something outlive its deadline (a connection, a process)."""
+
+
 class FaultLog:
     """The attempts of one test case."""
 
@@ -48,6 +52,8 @@ class FaultLog:
         def run():
             try:
                 result["seen"] = action()
+            except StillHeld as held:
+                result["held"] = str(held)
             except Exception as error:  # noqa: BLE001 - a fault action's own failure is an outcome too
                 result["seen"] = f"{type(error).__name__} raised in the test's action: {error}"
 
@@ -56,6 +62,8 @@ class FaultLog:
         worker.join(deadline)
         if worker.is_alive():
             outcome = Outcome(self.case, tried, HUNG, f"no answer within {deadline:.0f} s")
+        elif "held" in result:
+            outcome = Outcome(self.case, tried, HUNG, result["held"])
         else:
             outcome = Outcome(self.case, tried, *classify(result["seen"], expected))
         RECORDED.append(outcome)
@@ -101,10 +109,11 @@ def cli_error(result) -> str | None:
 
 
 def http_error(status: int, body) -> str | None:
-    """An HTTP answer: None if it succeeded; the one-line reason of a 4xx; anything else whole."""
+    """An HTTP answer: None if it succeeded; the one-line reason of a refusal; a 500 or a body
+    without a reason whole."""
     if status < 400:
         return None
-    if 400 <= status < 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
+    if status != 500 and isinstance(body, dict) and isinstance(body.get("error"), str):
         return f"{status}: {body['error']}"
     return f"{status}:\n{body!r}"
 

@@ -14,8 +14,11 @@ def address(url: str) -> tuple[str, int]:
 
 def tls_connect(cluster, url: str, timeout: float = 10.0):
     """A TLS connection to an ingress or serving, trusting the cluster's CA."""
-    raw = socket.create_connection(address(url), timeout=timeout)
-    return https_context(cluster).wrap_socket(raw)
+    return tls_wrap(cluster, socket.create_connection(address(url), timeout=timeout))
+
+
+def tls_wrap(cluster, sock):
+    return https_context(cluster).wrap_socket(sock)
 
 
 def request_bytes(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> bytes:
