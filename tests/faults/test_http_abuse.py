@@ -1,15 +1,13 @@
 """A hostile HTTP peer against the ingress and serving: malformed requests, half-sent ones, resets.
 
-Malformed requests get 400 (or 413/431) with a one-line reason, never a 500 with exception text;
-half-sent ones are cut off by the read deadline and the connection cap; resets cost one log line.
+Malformed requests get 400 (414, 431, 505 where HTTP says so) with a one-line reason, never a 500 with exception text;
+half-sent and trickled ones are cut off by the read deadlines within the connection cap; resets
+cost at most one log line each.
 """
-import json
 import os
 import socket
-import threading
 import time
 
-import numpy as np
 import pytest
 
 from faults import wire
