@@ -125,7 +125,8 @@ def summarize(model, expected_input_shape=None, expected_output_shape=None) -> t
 
 
 def check_range(summary: ModelSummary, weights: list, max_abs_value: float) -> None:
-    """Weights beyond the fixed-point range would wrap around in the ring: garbage, silently."""
+    """Weights beyond the fixed-point range would wrap around in the ring, and NaN or infinity
+    has no encoding at all: garbage, silently."""
     owners = [
         f"'{layer['config']['name']}' ({layer['class_name']}) {part}"
         for layer in summary.config["layers"]
@@ -134,7 +135,9 @@ def check_range(summary: ModelSummary, weights: list, max_abs_value: float) -> N
     ]
     for owner, weight in zip(owners, weights):
         largest = float(np.abs(weight).max()) if weight.size else 0.0
-        if not np.isfinite(weight).all() or largest >= max_abs_value:
+        if not np.isfinite(largest):
+            raise ModelError(f"{owner}: weights up to {largest:g} (after conversion): NaN and infinity have no fixed-point encoding; repair the model")
+        if largest >= max_abs_value:
             raise ModelError(
                 f"{owner}: weights up to {largest:g} (after conversion) exceed the fixed-point range "
                 f"±{max_abs_value:g}; rescale the model (e.g. a BatchNormalization with a tiny variance)"
