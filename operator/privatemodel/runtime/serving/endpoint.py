@@ -9,12 +9,13 @@ POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the qu
 Requests are checked (staged on both holders, for the shares being served) before they are queued,
 then run one at a time on one worker thread (TensorFlow graphs on the players), in arrival order.
 """
+import contextlib
 import json
 import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from http import HTTPStatus
 
 from privatemodel.runtime.mpc.https import BadRequest, HTTPSServer, JSONHandler
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 4096
 STOP_GRACE_SECONDS = 20.0
+# When serving fails, the clients still waiting are told why before the process exits.
+REPLY_GRACE_SECONDS = 5.0
 # A step that runs longer has lost a player or hangs: /healthz then says so, and it gets restarted.
 STEP_DEADLINE_SECONDS = 120.0
 
@@ -38,7 +41,10 @@ class ServingEndpoint:
         self.finished = threading.Event()  # set when serving should end (SIGTERM, N answered, player lost)
         self.failure = None  # why serving had to stop, if it was not asked to
         self._jobs = queue.Queue()
+        self._in_flight = None  # the future of the request the worker runs
         self._step_started = None  # monotonic time the request in flight started
+        self._open_replies = 0  # clients waiting for their answer
+        self._replies = threading.Condition()
         self._accepting = True
         self._state_lock = threading.Lock()
         self.http = HTTPSServer((host, port), _handler_for(self), tls_dir)
@@ -84,6 +90,10 @@ class ServingEndpoint:
             worker.join(STOP_GRACE_SECONDS)
             if worker.is_alive():
                 self.failure = TimeoutError(f"the request in flight did not finish within {STOP_GRACE_SECONDS:.0f} s of stopping")
+        if self.failure is not None:
+            self._release_waiting(self.failure)
+            with self._replies:
+                self._replies.wait_for(lambda: self._open_replies == 0, REPLY_GRACE_SECONDS)
         self.http.shutdown()
 
     def _watch(self, check_players, interval):
@@ -91,10 +101,37 @@ class ServingEndpoint:
             try:
                 check_players()
             except ConnectionError as error:
-                log.error("%s; serving stops", error)
-                self.failure = error
-                self.ready = False
-                self.finished.set()
+                self._lose_player(error)
+
+    def _lose_player(self, error):
+        """Graphs cannot finish without all three players: serving stops at once."""
+        log.error("%s; serving stops", error)
+        self.failure = error
+        self.ready = False
+        self.finished.set()
+
+    def _release_waiting(self, error):
+        """The request in flight and the queued ones will get no answer: their clients are told why."""
+        with self._state_lock:
+            waiting = [self._in_flight] if self._in_flight else []
+            while not self._jobs.empty():
+                job = self._jobs.get_nowait()
+                if job is not None:
+                    waiting.append(job[2])
+        for future in waiting:
+            _settle(future, error=error)
+
+    @contextlib.contextmanager
+    def replying(self):
+        """Held by each client waiting for its answer, so a failing serve tells it before exiting."""
+        with self._replies:
+            self._open_replies += 1
+        try:
+            yield
+        finally:
+            with self._replies:
+                self._open_replies -= 1
+                self._replies.notify_all()
 
     def submit(self, request_id, count, share_id=None) -> Future:
         """Checked, then queued in arrival order; the future holds None or the RequestError."""
@@ -115,24 +152,32 @@ class ServingEndpoint:
             if job is None:
                 break
             request_id, count, future = job
+            with self._state_lock:
+                self._in_flight = future
             started = self._step_started = time.monotonic()
             try:
                 self.server.predict(request_id, count)
             except RequestError as error:
                 log.warning("request rejected: %s", error)
-                future.set_result(error)
+                _settle(future, result=error)
                 continue
+            except ConnectionError as error:  # a player is gone; `run` tells the queued clients
+                _settle(future, error=error)
+                self._lose_player(error)
+                break
             except Exception as error:  # noqa: BLE001 - reported to the client and logged; serving goes on
                 log.exception("request failed")
-                future.set_exception(error)
+                _settle(future, error=error)
                 continue
             finally:
                 self._step_started = None
+                with self._state_lock:
+                    self._in_flight = None
             with self._state_lock:
                 self.requests_served += 1
                 done = self.completed
             log.info("request %d answered (batch %d) in %.1f ms", self.requests_served, count, 1000 * (time.monotonic() - started))
-            future.set_result(None)
+            _settle(future)
             if done:
                 log.info("answered all %d requests", self.num_requests)
                 if not self.wait_after_complete:
@@ -144,8 +189,17 @@ class ServingEndpoint:
         while not self._jobs.empty():
             job = self._jobs.get_nowait()
             if job is not None:
-                job[2].set_exception(_Refused(HTTPStatus.GONE, "this model has answered all its requests"))
+                _settle(job[2], error=_Refused(HTTPStatus.GONE, "this model has answered all its requests"))
         self.finished.set()
+
+
+def _settle(future, result=None, error=None):
+    """Answer a waiting client, unless a failing serve already told it why there is no answer."""
+    with contextlib.suppress(InvalidStateError):
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 class _Refused(Exception):
@@ -173,11 +227,14 @@ def _handler_for(endpoint: ServingEndpoint):
                 return self.reply_error(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
             try:
                 request_id, count, share_id = self._parse_request()
-                outcome = endpoint.submit(request_id, count, share_id).result()
+                with endpoint.replying():
+                    outcome = endpoint.submit(request_id, count, share_id).result()
             except _Refused as refused:
                 return self.reply_error(refused.status, str(refused))
             except (RequestError, BadRequest) as error:
                 return self.reply_error(HTTPStatus.BAD_REQUEST, str(error))
+            except (ConnectionError, TimeoutError) as error:  # a player lost, or stuck while stopping
+                return self.reply_error(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}; serving stops")
             except Exception as error:  # noqa: BLE001
                 log.exception("request failed")
                 return self.reply_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")

@@ -111,6 +111,9 @@ class PrivateModelServer:
             raise RequestError(f"request {request_id} expired before it ran") from None
         except tf.errors.InvalidArgumentError as error:
             raise RequestError(f"staged input does not fit the model input {self.summary.input_shape} x {count}: {error.message.splitlines()[0]}") from None
+        except tf.errors.UnavailableError:
+            self.check_players()  # names the player that is gone
+            raise
 
     def _private(self, share0, share1):
         from privatemodel.runtime.mpc.tfe import tfe
