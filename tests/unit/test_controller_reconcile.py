@@ -1,0 +1,273 @@
+"""The reconcile state machine, tick by tick, against an in-memory cluster: every phase, a lost
+player, Completed, Failed, a missing model Secret, a restart mid-sharing, status written only on
+change. The fakes stand in for the API server and the kubelet; tests/e2e proves the same on a
+real cluster."""
+import copy
+import itertools
+import logging
+
+import pytest
+
+from privatemodel import contract
+from privatemodel.controller.defaults import OperatorDefaults
+from privatemodel.controller.naming import player_pod
+from privatemodel.controller.reconcile import status_changes, tick
+from unit.test_controller_objects import MNIST
+
+NAMESPACE, MODEL, MODEL_UID = "models", "mnist", "model-uid"
+uids = (f"pod-uid-{n}" for n in itertools.count())
+
+
+class FakeCluster:
+    """Objects by (kind, name), as the API server would hold them; no controllers run by themselves."""
+
+    pdb_api_version = "policy/v1"
+
+    def __init__(self):
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.pod_events: dict[str, list[dict]] = {}
+        self.created: list[tuple[str, str]] = []
+
+    def get(self, kind, namespace, name):
+        return copy.deepcopy(self.objects.get((kind, name)))
+
+    def list(self, kind, namespace, labels):
+        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == kind
+                and all(o["metadata"].get("labels", {}).get(key) == value for key, value in labels.items())]
+
+    def events(self, namespace, involved_name):
+        return self.pod_events.get(involved_name, [])
+
+    def create(self, manifest):
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        assert key not in self.objects, f"{key} created twice"
+        self.objects[key] = copy.deepcopy(manifest)
+        self.created.append(key)
+        return manifest
+
+    def apply(self, manifest):
+        live = self.objects.get((manifest["kind"], manifest["metadata"]["name"]))
+        if live is None:
+            self.create(manifest)
+            return "created"
+        if {k: v for k, v in live.items() if k != "status"} == manifest:
+            return "unchanged"
+        live.update(copy.deepcopy(manifest))
+        return "updated"
+
+    def delete(self, kind, namespace, name, foreground=False):
+        return self.objects.pop((kind, name), None) is not None
+
+    def names(self, kind):
+        return sorted(name for k, name in self.objects if k == kind)
+
+
+class FakeReporter:
+    def __init__(self):
+        self.events: list[tuple[str, str]] = []
+        self.served = None  # serving's /status; None: it does not answer
+
+    def event(self, event_type, reason, message):
+        self.events.append((event_type, reason))
+
+    def serving_status(self, url, ca_certificate):
+        if self.served is None:
+            raise OSError("connection refused")
+        return self.served
+
+
+class Model:
+    """A PrivateModel and what the operator, the kubelet and the controllers do to the cluster."""
+
+    def __init__(self, spec=MNIST):
+        self.cluster, self.reporter = FakeCluster(), FakeReporter()
+        self.body = {"apiVersion": "ml.privatemodel.dev/v1alpha1", "kind": "PrivateModel",
+                     "metadata": {"name": MODEL, "namespace": NAMESPACE, "uid": MODEL_UID, "generation": 1},
+                     "spec": copy.deepcopy(spec), "status": {}}
+        self.written: list[dict] = []
+
+    def tick(self, reporter=None):
+        done = tick(self.cluster, reporter or self.reporter, OperatorDefaults(), copy.deepcopy(self.body),
+                    logging.getLogger("test"))
+        changes = status_changes(self.body["status"], done.status)
+        self.written.append(changes)
+        self.body["status"].update(changes)
+        return done.phase
+
+    def condition(self, condition_type):
+        return next(c for c in self.body["status"]["conditions"] if c["type"] == condition_type)
+
+    def start_player_pods(self, players=contract.PLAYER_NAMES, ready=True):
+        for player in players:
+            template = self.cluster.objects[("StatefulSet", f"{MODEL}-{player}")]["spec"]["template"]
+            self.cluster.objects[("Pod", player_pod(MODEL, player))] = {
+                "kind": "Pod", "metadata": {"name": player_pod(MODEL, player), "uid": next(uids),
+                                            "labels": dict(template["metadata"]["labels"])},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    def sharing_job(self):
+        (name,) = self.cluster.names("Job")
+        return self.cluster.objects[("Job", name)]
+
+    def finish_sharing(self, outcome="Complete", message=None):
+        job = self.sharing_job()
+        job["status"] = {"conditions": [{"type": outcome, "status": "True"}]}
+        if message:
+            self.cluster.objects[("Pod", "sharing-pod")] = {"kind": "Pod", "metadata": {
+                "name": "sharing-pod", "labels": {"job-name": job["metadata"]["name"]}, "creationTimestamp": "t"},
+                "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}
+
+    def serving_pod_ready(self):
+        self.cluster.objects[("Deployment", f"{MODEL}-serving")]["status"] = {
+            "observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1}
+
+    def reach_serving(self):
+        self.tick()
+        self.tick()
+        self.start_player_pods()
+        self.tick()
+        self.finish_sharing()
+        self.tick()
+        self.serving_pod_ready()
+        self.reporter.served = {"requestsServed": 0, "numRequests": 3, "completed": False}
+        assert self.tick() == "Serving"
+
+
+def test_a_new_model_goes_pending_sharing_starting_serving():
+    model = Model()
+    assert model.tick() == "Pending"  # the first tick issues the certificates, and only that
+    assert len(model.cluster.names("Secret")) == len(contract.PARTY_NAMES)
+    assert "tls" in model.body["status"] and not model.cluster.names("StatefulSet")
+
+    assert model.tick() == "Pending"
+    assert model.cluster.names("StatefulSet") == [f"{MODEL}-{p}" for p in contract.PLAYER_NAMES]
+    assert model.cluster.names("PodDisruptionBudget") == [f"{MODEL}-players"]
+    assert model.body["status"]["readyPlayers"] == "0/3"
+    assert not model.cluster.names("Job")
+
+    model.start_player_pods()
+    assert model.tick() == "Sharing"
+    assert model.condition("WeightsShared")["reason"] == "SharingInProgress"
+    assert model.body["status"]["sharingJob"] == model.sharing_job()["metadata"]["name"]
+
+    model.finish_sharing()
+    assert model.tick() == "Starting"  # shared; the serving pod is not ready yet
+    assert model.cluster.names("Deployment") == [f"{MODEL}-serving"]
+    model.serving_pod_ready()
+    assert model.tick() == "Starting"  # ready, but serving does not answer its status yet
+    assert "does not answer" in model.condition("Serving")["message"]
+
+    model.reporter.served = {"requestsServed": 0, "numRequests": 3, "completed": False}
+    assert model.tick() == "Serving"
+    assert model.condition("Ready")["status"] == "True"
+    reasons = [reason for _, reason in model.reporter.events]
+    assert reasons[0] == "CertificatesIssued"
+    assert {"PlayersReady", "SharingStarted", "Shared", "ServingReady"} <= set(reasons)
+    # Every child is owned by the PrivateModel: deleted with it, found by teardown.
+    for (kind, name), obj in model.cluster.objects.items():
+        if kind != "Pod":
+            assert obj["metadata"]["ownerReferences"][0]["uid"] == MODEL_UID, (kind, name)
+
+
+def test_a_tick_that_sees_no_change_writes_no_status():
+    model = Model()
+    model.reach_serving()
+    model.tick()
+    assert model.written[-1] == {}
+    model.reporter.served = {"requestsServed": 2, "numRequests": 3, "completed": False}
+    model.tick()
+    assert model.written[-1] == {"requestsServed": 2}
+
+
+def test_a_replaced_player_loses_its_share_and_the_model_is_shared_again():
+    model = Model()
+    model.reach_serving()
+    first_job = model.sharing_job()["metadata"]["name"]
+    model.start_player_pods(["server1"], ready=False)  # a new pod: a new UID, no share
+
+    model.tick()
+    assert model.condition("WeightsShared")["reason"] == "SharesLost"
+    assert ("Warning", "SharesLost") in model.reporter.events
+    assert not model.cluster.names("Deployment")  # no serving while the shares are replaced
+
+    model.start_player_pods(["server1"])
+    assert model.tick() == "Sharing"
+    assert model.sharing_job()["metadata"]["name"] != first_job  # the stale Job is gone
+    model.finish_sharing()
+    model.tick()
+    model.serving_pod_ready()
+    assert model.tick() == "Serving"
+    assert model.body["status"]["sharedPlayerUIDs"][1] == model.cluster.objects[("Pod", f"{MODEL}-server1-0")][
+        "metadata"]["uid"]
+
+
+def test_completed_stops_serving_and_keeps_the_players():
+    model = Model()
+    model.reach_serving()
+    model.reporter.served = {"requestsServed": 3, "numRequests": 3, "completed": True}
+    assert model.tick() == "Completed"
+    assert not model.cluster.names("Deployment")
+    assert len(model.cluster.names("StatefulSet")) == 3
+    assert model.tick() == "Completed"  # and stays so: no serving comes back
+
+
+def test_a_failed_sharing_job_fails_the_model_with_the_pods_reason():
+    model = Model()
+    model.tick()
+    model.tick()
+    model.start_player_pods()
+    model.tick()
+    model.finish_sharing("Failed", message="Traceback...\nerror: layer 3 'leaky' (LeakyReLU): not supported")
+    assert model.tick() == "Failed"
+    shared = model.condition("WeightsShared")
+    assert shared["reason"] == "SharingFailed"
+    assert "layer 3 'leaky' (LeakyReLU): not supported" in shared["message"]
+    assert "layer 3 'leaky'" in model.condition("Ready")["message"]
+    assert ("Warning", "SharingFailed") in model.reporter.events
+
+
+def test_a_missing_model_secret_fails_with_its_name_and_recovers_when_created():
+    model = Model()
+    model.tick()
+    model.tick()
+    model.start_player_pods()
+    model.tick()
+    job = model.sharing_job()["metadata"]["name"]
+    model.cluster.objects[("Pod", "sharing-pod")] = {"kind": "Pod", "metadata": {
+        "name": "sharing-pod", "labels": {"job-name": job}},
+        "status": {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    model.cluster.pod_events["sharing-pod"] = [{"reason": "FailedMount", "message":
+                                               'MountVolume.SetUp failed for volume "model" : secret "mnist-model" not found'}]
+    assert model.tick() == "Failed"
+    assert model.condition("WeightsShared")["reason"] == "ModelSourceNotFound"
+    assert 'secret "mnist-model" not found' in model.condition("Ready")["message"]
+
+    # The Secret is created; the kubelet mounts it and the pod runs.
+    model.cluster.objects[("Pod", "sharing-pod")]["status"] = {"containerStatuses": [{"state": {"running": {}}}]}
+    assert model.tick() == "Sharing"
+
+
+def test_a_restarted_operator_mid_sharing_creates_nothing_twice():
+    model = Model()
+    model.tick()
+    model.tick()
+    model.start_player_pods()
+    model.tick()
+    created = list(model.cluster.created)
+    # A new operator process: nothing in memory, only the persisted status and the cluster.
+    assert model.tick(reporter=FakeReporter()) == "Sharing"
+    assert model.cluster.created == created
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda spec: spec.update(outputShape=[2, 10]), "spec.outputShape[0]"),
+    (lambda spec: spec.update(serving={"image": "busybox"}), "spec.serving.image"),
+])
+def test_an_invalid_spec_fails_and_builds_nothing(edit, field):
+    spec = copy.deepcopy(MNIST)
+    edit(spec)
+    model = Model(spec)
+    assert model.tick() == "Failed"
+    assert model.condition("Ready")["reason"] == "InvalidSpec"
+    assert model.condition("Ready")["message"].startswith(field)
+    assert model.cluster.objects == {}
