@@ -234,13 +234,13 @@ def _report(error, error_file):
     from privatemodel.runtime.mpc.hostmap import HostmapError, PlayerUnreachable
     from privatemodel.runtime.client.inputs import InputFileError
     from privatemodel.runtime.owner.model import ModelError
-    from privatemodel.runtime.serving.server import RequestError
+    from privatemodel.runtime.serving.server import RequestError, SharesReplaced
     from privatemodel.runtime.player.storage import NoSharesError, StateDirInUse
 
     if isinstance(error, (ModelError, HostmapError, QueryError, InputFileError, RequestError, NoSharesError, StateDirInUse,
                           AccessError, LoopbackError)):
         code = EXIT_BAD_INPUT
-    elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError, MeshError)):
+    elif isinstance(error, (PlayerUnreachable, ServingError, TimeoutError, MeshError, SharesReplaced)):
         code = EXIT_UNAVAILABLE
     else:
         log.exception("unexpected failure")

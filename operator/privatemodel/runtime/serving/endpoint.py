@@ -8,6 +8,8 @@ POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the qu
                    returns 200 the answer shares wait there under the same id.
 Requests are checked (staged on both holders, for the shares being served) before they are queued,
 then run one at a time on one worker thread (TensorFlow graphs on the players), in arrival order.
+A lost player or a re-share (the loaded shares are stale) stops serving: the clients waiting get
+503 with the reason, and serve exits.
 """
 import contextlib
 import json
@@ -19,7 +21,7 @@ from concurrent.futures import Future, InvalidStateError
 from http import HTTPStatus
 
 from privatemodel.runtime.mpc.https import BadRequest, HTTPSServer, JSONHandler
-from privatemodel.runtime.serving.server import RequestError
+from privatemodel.runtime.serving.server import RequestError, SharesReplaced
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,10 @@ class ServingEndpoint:
             try:
                 check_players()
             except ConnectionError as error:
-                self._lose_player(error)
+                self._fail(error)
 
-    def _lose_player(self, error):
-        """Graphs cannot finish without all three players: serving stops at once."""
+    def _fail(self, error):
+        """Serving cannot go on (a player lost, the shares replaced): it stops at once."""
         log.error("%s; serving stops", error)
         self.failure = error
         self.ready = False
@@ -141,7 +143,11 @@ class ServingEndpoint:
                 raise _Refused(HTTPStatus.GONE, "this model has answered all its requests" if self.completed else "shutting down")
             if not self.ready:
                 raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE, "not ready yet")
-        self.server.check_request(request_id, count, share_id)
+        try:
+            self.server.check_request(request_id, count, share_id)
+        except SharesReplaced as error:
+            self._fail(error)
+            raise
         with self._state_lock:
             self._jobs.put((request_id, count, future))
         return future
@@ -163,7 +169,7 @@ class ServingEndpoint:
                 continue
             except ConnectionError as error:  # a player is gone; `run` tells the queued clients
                 _settle(future, error=error)
-                self._lose_player(error)
+                self._fail(error)
                 break
             except Exception as error:  # noqa: BLE001 - reported to the client and logged; serving goes on
                 log.exception("request failed")
@@ -233,7 +239,7 @@ def _handler_for(endpoint: ServingEndpoint):
                 return self.reply_error(refused.status, str(refused))
             except (RequestError, BadRequest) as error:
                 return self.reply_error(HTTPStatus.BAD_REQUEST, str(error))
-            except (ConnectionError, TimeoutError) as error:  # a player lost, or stuck while stopping
+            except (ConnectionError, TimeoutError, SharesReplaced) as error:  # serving cannot go on
                 return self.reply_error(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}; serving stops")
             except Exception as error:  # noqa: BLE001
                 log.exception("request failed")

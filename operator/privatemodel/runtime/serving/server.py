@@ -29,6 +29,10 @@ class RequestError(ValueError):
     """The request is wrong; the server is fine and serves the next one."""
 
 
+class SharesReplaced(RuntimeError):
+    """The model was shared again: the shares this serve loaded are stale, it must not answer."""
+
+
 def batch_buckets(max_batch: int) -> list[int]:
     """Batch sizes that get a compiled graph: powers of two, and the maximum."""
     buckets, size = [], 1
@@ -96,6 +100,13 @@ class PrivateModelServer:
             raise RequestError(
                 f"the client prepared its query for shares {share_id}, this server serves {self.manifest['share_id']}: "
                 "the model was shared again; fetch the model's metadata and retry"
+            )
+        # The shares loaded stay in the players' memory after a re-share: never answer with them.
+        current = (shares.read_manifest("server0", self.hostmap["server0"], any_format=True) or {}).get("share_id")
+        if current != self.manifest["share_id"]:
+            raise SharesReplaced(
+                f"the model was shared again (now {current}); this serve loaded {self.manifest['share_id']} "
+                "and answers nothing more: start serve again"
             )
         missing = [player for player in shares.SHARE_HOLDERS if not shares.request_staged(player, request_id)]
         if missing:
