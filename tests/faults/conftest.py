@@ -31,5 +31,5 @@ def pytest_terminal_summary(terminalreporter):
     if not outcomes.RECORDED:
         return
     terminalreporter.write_sep("=", "fault suite: what each bad input or fault came to")
-    for line in outcomes.table():
+    for line in outcomes.table() + outcomes.NOTES:
         terminalreporter.write_line(line)

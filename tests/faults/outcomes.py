@@ -32,6 +32,7 @@ class Outcome:
 
 
 RECORDED: list[Outcome] = []
+NOTES: list[str] = []  # measurements printed under the table (the soak's)
 
 
 class StillHeld(Exception):
@@ -61,22 +62,21 @@ class FaultLog:
         worker.start()
         worker.join(deadline)
         if worker.is_alive():
-            outcome = Outcome(self.case, tried, HUNG, f"no answer within {deadline:.0f} s")
-        elif "held" in result:
-            outcome = Outcome(self.case, tried, HUNG, result["held"])
-        else:
-            outcome = Outcome(self.case, tried, *classify(result["seen"], expected))
-        RECORDED.append(outcome)
-        return outcome
+            return self.record(tried, HUNG, f"no answer within {deadline:.0f} s")
+        if "held" in result:
+            return self.record(tried, HUNG, result["held"])
+        return self.record(tried, *classify(result["seen"], expected))
 
     def record_service(self, tried: str, private, plaintext, errors=()) -> Outcome:
-        """A fault that service should survive: the other clients' answers and errors meanwhile."""
+        """A fault that service should survive: the clients' answers and errors meanwhile."""
         if not agrees_with_keras(private, plaintext):
-            outcome = Outcome(self.case, tried, SILENT, f"{len(private)} answers, not all matching Keras")
-        elif errors:
-            outcome = Outcome(self.case, tried, UNCLEAR, f"others got {len(errors)} error(s): {errors[0]}")
-        else:
-            outcome = Outcome(self.case, tried, ANSWERED, f"{len(private)} answers to others, all matching Keras")
+            return self.record(tried, SILENT, f"{len(private)} answers, not all matching Keras")
+        if errors:
+            return self.record(tried, UNCLEAR, f"clients got {len(errors)} error(s): {errors[0]}")
+        return self.record(tried, ANSWERED, f"{len(private)} answers, all matching Keras")
+
+    def record(self, tried: str, kind: str, seen: str) -> Outcome:
+        outcome = Outcome(self.case, tried, kind, seen)
         RECORDED.append(outcome)
         return outcome
 
