@@ -10,7 +10,7 @@ from privatemodel.runtime.local.cluster import LocalServing
 @pytest.fixture
 def faults(request):
     """Records what this case tried and how it ended, for the table."""
-    return outcomes.FaultLog(request.node.name)
+    return outcomes.FaultLog(request.node.originalname)
 
 
 @pytest.fixture

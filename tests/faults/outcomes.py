@@ -119,12 +119,15 @@ def http_error(status: int, body) -> str | None:
 
 
 def table() -> list[str]:
-    """The rows printed at the end of the run, and the totals."""
-    width = max([len(o.tried) for o in RECORDED] + [len("input tried")])
-    width = min(width, 70)
-    lines = [f"{'input tried':<{width}}  {'outcome':<14}  seen"]
-    for outcome in RECORDED:
-        lines.append(f"{outcome.tried[:width]:<{width}}  {outcome.kind:<14}  {outcome.seen[:110]}")
+    """The rows printed at the end of the run, under the case that tried them, and the totals."""
+    width = min(max(len(o.tried) for o in RECORDED), 64)
+    lines = [f"  {'input tried':<{width}}  {'outcome':<14}  seen"]
+    cases = list(dict.fromkeys(o.case for o in RECORDED))
+    for case in cases:
+        lines.append(case.removeprefix("test_").replace("_", " "))
+        for outcome in (o for o in RECORDED if o.case == case):
+            seen = re.sub(r"/tmp/pytest-of-\w+/pytest-\d+/\S*?/", ".../", outcome.seen)
+            lines.append(f"  {outcome.tried[:width]:<{width}}  {outcome.kind:<14}  {seen[:100]}")
     counts = {kind: sum(o.kind == kind for o in RECORDED) for kind in KINDS}
     lines.append(
         f"inputs tried: {len(RECORDED)}, clear errors: {counts[CLEAR]}, answered right: {counts[ANSWERED]}, "
