@@ -42,6 +42,10 @@ test: ## Run every layer, fastest first; stop at the first failing one; print ea
 	  if [ $$rc -ne 0 ]; then printf "test layers:\n$$summary"; exit $$rc; fi; \
 	done; printf "test layers:\n$$summary"
 
+.PHONY: faults
+faults: ## Fault suite on local players (bad inputs, lost processes, a soak); prints what each came to
+	$(PYTEST) -ra tests/faults
+
 test-unit: ## Pure logic, builders, chart rendering (seconds)
 	$(PYTEST) -ra -m unit tests
 
