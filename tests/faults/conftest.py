@@ -15,16 +15,16 @@ def faults(request):
 
 @pytest.fixture
 def serving_cluster(tmp_path_factory, reference_model):
-    """A cluster of its own, the reference model shared and served, for a case that breaks it."""
+    """(players, serving) of their own, the reference model shared and served, for a case that breaks them."""
     with local_players(tmp_path_factory.mktemp("breakable")) as players:
         result = run_cli("share", "--model", str(reference_model["path"]), "--config", str(players.hostmap_path))
         assert result.returncode == 0, result.stderr
-        players.serving = LocalServing(players)
-        players.serving.start()
+        serving = LocalServing(players)
+        serving.start()
         try:
-            yield players
+            yield players, serving
         finally:
-            players.serving.stop()
+            serving.stop()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -72,7 +72,7 @@ def in_flight_error(thread, result):
 
 @pytest.mark.parametrize("victim", ["server1", "server2"])
 def test_a_player_killed_mid_request_is_named_to_the_client_and_by_every_command(serving_cluster, reference_model, tmp_path, faults, victim):
-    cluster, serving = serving_cluster, serving_cluster.serving
+    cluster, serving = serving_cluster
     address = cluster.hostmap[victim]
     thread, result = predict_in_background(cluster, reference_model["x"][:SLOW_BATCH])
     wait_for_request_in_flight(cluster)
@@ -104,7 +104,7 @@ def test_a_player_killed_mid_request_is_named_to_the_client_and_by_every_command
 
 
 def test_serve_killed_mid_request_leaves_nothing_staged_and_a_restart_serves(serving_cluster, reference_model, faults):
-    cluster, serving = serving_cluster, serving_cluster.serving
+    cluster, serving = serving_cluster
     files_before = sorted(p.name for p in (cluster.state_dir("server0") / "requests").iterdir())
     thread, result = predict_in_background(cluster, reference_model["x"][:SLOW_BATCH])
     wait_for_request_in_flight(cluster)

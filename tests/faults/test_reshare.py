@@ -29,7 +29,7 @@ def refusal(client, x):
 
 
 def test_after_a_reshare_the_running_serve_answers_nothing_and_a_new_one_serves_the_new_model(serving_cluster, reference_model, tmp_path, faults):
-    cluster, serving = serving_cluster, serving_cluster.serving
+    cluster, serving = serving_cluster
     x = reference_model["x"][:4]
     old_client = PrivateClient(cluster.access_path)
     assert agrees_with_keras(old_client.predict(x), reference_model["plaintext"][:4])
