@@ -207,6 +207,21 @@ def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300
     return phase, pod_log(core, namespace, name)
 
 
+def operator_metrics(core, namespace, release="pm"):
+    """A real scrape: an HTTP GET of the operator's /metrics through the chart's metrics Service,
+    from a pod in `namespace`. Returns {sample: value} of the privatemodel_operator_ samples."""
+    url = f"http://{release}-privatemodel-metrics.{OPERATOR_NAMESPACE}.svc:{consts.DEFAULT_METRICS_PORT}/metrics"
+    phase, log = run_pod(core, namespace, f"scrape-{uuid.uuid4().hex[:6]}", ["python3", "-c",
+                         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"])
+    assert phase == "Succeeded", log
+    samples = {}
+    for line in log.splitlines():
+        if line.startswith("privatemodel_operator_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 def json_answers(log, count):
     answers = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len(answers) == count, log

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from e2e.conftest import OPERATOR_NAMESPACE, RELEASE, operator_pods
+from e2e.conftest import OPERATOR_NAMESPACE, operator_pods
 from e2e.support import (
     apply_manifest,
     apply_model,
@@ -10,10 +10,10 @@ from e2e.support import (
     condition,
     create_model_secret,
     example_manifest,
+    operator_metrics,
     predict_in_cluster,
     private_model,
     record_timing,
-    run_pod,
     wait_for_phase,
     wait_until,
     wait_until_serving,
@@ -184,16 +184,7 @@ def test_a_drain_evicts_one_player_at_a_time_and_the_model_serves_again(api, nam
 
 
 def test_prometheus_reads_the_operators_metrics(namespace, core, steady):
-    """A real scrape: an HTTP GET of /metrics through the chart's metrics Service, from a pod."""
-    url = f"http://{RELEASE}-privatemodel-metrics.{OPERATOR_NAMESPACE}.svc:{consts.DEFAULT_METRICS_PORT}/metrics"
-    phase, log = run_pod(core, namespace, "scrape", ["python3", "-c",
-                         f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"])
-    assert phase == "Succeeded", log
-    samples = {}
-    for line in log.splitlines():
-        if line.startswith("privatemodel_operator_"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+    samples = operator_metrics(core, namespace)
     assert samples['privatemodel_operator_models{phase="Serving"}'] >= 1  # steady, at least
     assert samples['privatemodel_operator_reconciles_total{result="ok"}'] > 0
     assert samples["privatemodel_operator_reconcile_duration_seconds_count"] > 0
