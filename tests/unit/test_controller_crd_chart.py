@@ -303,7 +303,7 @@ EXPECTED_RULES = {
     # Each party's TLS Secret, written once; never read, listed or deleted.
     ("", "secrets"): {"create"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("policy", "poddisruptionbudgets"): {"get", "list", "create", "patch", "delete"},
+    ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},
     # Posted on PrivateModels; listed for a sharing pod that cannot mount the model.
     ("", "events"): {"create", "list"},
 }

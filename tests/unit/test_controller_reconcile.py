@@ -11,7 +11,7 @@ import pytest
 from privatemodel import contract
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import player_pod
-from privatemodel.controller.reconcile import status_changes, tick
+from privatemodel.controller.reconcile import serving_unchanged, status_changes, tick
 from unit.test_controller_objects import MNIST
 
 NAMESPACE, MODEL, MODEL_UID = "models", "mnist", "model-uid"
@@ -271,3 +271,26 @@ def test_an_invalid_spec_fails_and_builds_nothing(edit, field):
     assert model.condition("Ready")["reason"] == "InvalidSpec"
     assert model.condition("Ready")["message"].startswith(field)
     assert model.cluster.objects == {}
+
+
+def test_at_rest_only_a_change_in_servings_own_status_calls_for_a_full_tick():
+    model = Model()
+    model.reach_serving()
+    status = model.body["status"]
+    assert serving_unchanged(model.reporter, status)
+    model.reporter.served = {"requestsServed": 1, "numRequests": 3, "completed": False}
+    assert not serving_unchanged(model.reporter, status)  # a request was answered: status must say so
+    model.reporter.served = None
+    assert not serving_unchanged(model.reporter, status)  # serving does not answer
+    assert serving_unchanged(model.reporter, {**status, "phase": "Completed"})  # nothing to ask
+
+
+def test_a_tick_at_rest_makes_no_writes():
+    model = Model()
+    model.reach_serving()
+    calls = []
+    for verb in ("create", "delete"):
+        real = getattr(model.cluster, verb)
+        setattr(model.cluster, verb, lambda *args, _real=real, _verb=verb, **kwargs: (calls.append(_verb), _real(*args, **kwargs))[1])
+    model.tick()
+    assert calls == []

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from privatemodel.controller import consts, handlers, metrics
+from privatemodel.controller.schedule import Schedule
 
 MODEL_UID = "model-uid"
 
@@ -47,7 +48,7 @@ def serving_models():
 
 def tear_down(kube, phases=None):
     handlers.tear_down(name="mnist", namespace="models", uid=MODEL_UID,
-                       memo=SimpleNamespace(kube=kube, phases=phases or metrics.PhaseBook()),
+                       memo=SimpleNamespace(kube=kube, phases=phases or metrics.PhaseBook(), schedule=Schedule(120)),
                        logger=logging.getLogger("test"))
 
 

@@ -13,7 +13,8 @@ from privatemodel.controller.consts import ConditionType, Phase
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.liveness import Sightings
 from privatemodel.controller.naming import selector_labels
-from privatemodel.controller.reconcile import status_changes, tick
+from privatemodel.controller.reconcile import serving_unchanged, status_changes, tick
+from privatemodel.controller.schedule import Schedule
 
 RESOURCE = (consts.GROUP, consts.VERSION, consts.PLURAL)
 STATUS_TIMEOUT_SECONDS = 3
@@ -31,6 +32,13 @@ REQUEST_TIMEOUT = 30
 # current generation: the operator no longer sees it (see liveness.py).
 UNRECONCILED_BOUND = 60
 PROBE_LIST_TIMEOUT = 5
+# A model at rest gets a full reconcile tick at least this often, whatever the watches saw.
+RESYNC_SECONDS = 120
+# The children the operator makes, watched (by the model label, server-side) so that a change to
+# any of them reconciles its model at the next tick. Secrets are not: the operator may not read them.
+CHILD_RESOURCES = (("apps", "v1", "statefulsets"), ("apps", "v1", "deployments"), ("batch", "v1", "jobs"),
+                   ("", "v1", "pods"), ("", "v1", "services"), ("", "v1", "configmaps"),
+                   ("networking.k8s.io", "v1", "networkpolicies"), ("policy", None, "poddisruptionbudgets"))
 
 
 @kopf.on.startup()
@@ -59,6 +67,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
     memo.models_api = kubernetes.client.CustomObjectsApi()
     memo.sightings = Sightings()
     memo.phases = metrics.PhaseBook()
+    memo.schedule = Schedule(RESYNC_SECONDS)
     metrics_port = int(os.environ.get(consts.ENV_METRICS_PORT) or consts.DEFAULT_METRICS_PORT)
     metrics.serve(metrics_port)
     logger.info("runtime image %s (pull %s), cluster domain %s; metrics on port %d", memo.defaults.runtime_image,
@@ -66,17 +75,34 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_):
 
 
 @kopf.timer(*RESOURCE, interval=consts.RECONCILE_INTERVAL, backoff=consts.RECONCILE_INTERVAL)
-def reconcile(body, meta, status, patch, memo: kopf.Memo, logger, **_):
-    memo.sightings.reconciled(meta["uid"], meta.get("generation", 1), time.monotonic())
-    started, result = time.monotonic(), metrics.Result.ERROR
+def reconcile(body, name, namespace, meta, status, patch, memo: kopf.Memo, logger, **_):
+    """Every RECONCILE_INTERVAL: a full tick when the schedule says so (a child or the spec changed,
+    the model converges, the resync period passed) or serving's status moved on; otherwise nothing."""
+    now = time.monotonic()
+    memo.sightings.reconciled(meta["uid"], meta.get("generation", 1), now)
+    reporter = _KopfReporter(body)
+    if not memo.schedule.take(namespace, name, status, meta.get("generation"), now) and (
+            serving_unchanged(reporter, status)):
+        return
+    started, result = now, metrics.Result.ERROR
     try:
-        done = tick(memo.kube, _KopfReporter(body), memo.defaults, body, logger)
+        done = tick(memo.kube, reporter, memo.defaults, body, logger)
         result = done.result
         _write_status(body, dict(status), done.status, patch, logger)
         memo.phases.record(meta["uid"], done.phase)
     finally:
         metrics.RECONCILES.labels(result).inc()
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+
+def _child_changed(namespace, labels, memo: kopf.Memo, **_):
+    memo.schedule.touch(namespace, labels[consts.LABEL_MODEL])
+
+
+for _group, _version, _plural in CHILD_RESOURCES:
+    # No version for PodDisruptionBudgets: policy/v1beta1 before Kubernetes 1.21, policy/v1 after.
+    _resource = (_group, _version, _plural) if _version else (_group, _plural)
+    kopf.on.event(*_resource, id=f"child-{_plural}", labels={consts.LABEL_MODEL: kopf.PRESENT})(_child_changed)
 
 
 @kopf.on.delete(*RESOURCE)
@@ -97,6 +123,7 @@ def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
     if remaining:
         raise kopf.TemporaryError(f"waiting for {len(remaining)} children to go: {', '.join(remaining)}", delay=2)
     memo.phases.record(uid, None)
+    memo.schedule.forget(namespace, name)
     logger.info("all children of %s/%s are gone", namespace, name)
 
 

@@ -5,7 +5,7 @@ import json
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from privatemodel.controller import consts
+from privatemodel.controller import consts, metrics
 from privatemodel.controller.drift import covers
 
 # kind -> (API class, the suffix of its *_namespaced_<suffix> methods)
@@ -94,6 +94,7 @@ class Kube:
 
     def _call(self, kind: str, verb: str, *args, **kwargs):
         api, suffix = self._apis[kind]
+        metrics.API_REQUESTS.labels(verb).inc()
         response = getattr(api, f"{verb}_namespaced_{suffix}")(*args, _preload_content=False,
                                                                _request_timeout=REQUEST_TIMEOUT, **kwargs)
         return json.loads(response.data or b"null")

@@ -23,6 +23,9 @@ RECONCILES = Counter("privatemodel_operator_reconciles_total", "Reconcile ticks 
 RECONCILE_SECONDS = Histogram("privatemodel_operator_reconcile_duration_seconds", "Time one reconcile tick takes.",
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 MODELS = Gauge("privatemodel_operator_models", "PrivateModels the operator handles, by phase.", ["phase"])
+API_REQUESTS = Counter("privatemodel_operator_api_requests_total",
+                       "Kubernetes API requests made by reconcile ticks and teardown (not kopf's own), by verb.",
+                       ["verb"])
 DRIFT_REVERTED = Counter("privatemodel_operator_drift_reverted_total",
                          "Children patched back after a hand edit, by kind.", ["kind"])
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from privatemodel import contract
 from privatemodel.controller import consts, metrics, observe, tls
 from privatemodel.controller.conditions import find_condition, rollup, set_condition
-from privatemodel.controller.consts import Component, ConditionType, Reason
+from privatemodel.controller.consts import Component, ConditionType, Phase, Reason
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel.controller.naming import child_name, selector_labels
 from privatemodel.controller.objects.mesh import build_hostmap_config_map, build_mesh_service, build_network_policies
@@ -72,6 +72,19 @@ def tick(cluster: Cluster, reporter: Reporter, defaults: OperatorDefaults, body:
     update = Reconciliation(cluster, reporter, defaults, body, model, logger).run()
     conditions, phase = rollup(update.pop("conditions"))
     return Tick({**update, "phase": phase, "conditions": conditions}, phase, metrics.Result.OK)
+
+
+def serving_unchanged(reporter: Reporter, status: dict) -> bool:
+    """For a model at rest: True unless serving's own status moved on from what status says
+    (requests answered, completed, or no answer at all). One HTTPS request, no API call."""
+    if status.get("phase") != Phase.SERVING:
+        return True
+    try:
+        served = reporter.serving_status(status["access"]["serving"] + consts.SERVING_STATUS_PATH,
+                                         status["tls"]["caCertificate"])
+    except (KeyError, OSError, ValueError):
+        return False
+    return served.get("requestsServed", 0) == status.get("requestsServed", 0) and not served.get("completed")
 
 
 def status_changes(old: dict, new: dict) -> dict:
