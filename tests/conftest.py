@@ -16,6 +16,15 @@ LAYER_OF_DIRECTORY = {
     "e2e": "e2e",  # the operator on the test cluster
 }
 TESTS = Path(__file__).parent
+# The reference CNN, trained once per checkout (training is seeded) for every layer's tests.
+REFERENCE_MODEL = TESTS.parent / "build" / "test-models" / "reference-cnn.h5"
+
+
+@pytest.fixture(scope="session")
+def reference_model_path():
+    from privatemodel.runtime import reference
+
+    return reference.trained_model_path(REFERENCE_MODEL)
 
 
 def pytest_collection_modifyitems(config, items):

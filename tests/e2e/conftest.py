@@ -46,15 +46,14 @@ def operator(kubeconfig, core):
 
 
 @pytest.fixture(scope="session")
-def reference_model(tmp_path_factory):
+def reference_model(reference_model_path):
     import tensorflow as tf
 
     from privatemodel.runtime import reference
 
-    path = reference.trained_model_path(tmp_path_factory.mktemp("model") / "model.h5")
     _, _, x_test, _ = reference.load_digits()
-    plaintext = tf.keras.models.load_model(path, compile=False).predict(x_test[:8], verbose=0)
-    return {"path": path, "x": x_test[:8], "plaintext": plaintext}
+    plaintext = tf.keras.models.load_model(reference_model_path, compile=False).predict(x_test[:8], verbose=0)
+    return {"path": reference_model_path, "x": x_test[:8], "plaintext": plaintext}
 
 
 @pytest.fixture(scope="module")
