@@ -123,8 +123,16 @@ class PrivateModelServer:
         except tf.errors.InvalidArgumentError as error:
             raise RequestError(f"staged input does not fit the model input {self.summary.input_shape} x {count}: {error.message.splitlines()[0]}") from None
         except tf.errors.UnavailableError:
-            self.check_players()  # names the player that is gone
+            self._name_lost_player()
             raise
+
+    def _name_lost_player(self, grace: float = 5.0) -> None:
+        """Raise PlayerUnreachable naming the player a step lost. TensorFlow may see its connection
+        drop a moment before the dead player's port closes: look again for a few seconds."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self.check_players()
+            time.sleep(0.2)
 
     def _private(self, share0, share1):
         from privatemodel.runtime.mpc.tfe import tfe
