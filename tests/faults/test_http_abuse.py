@@ -1,8 +1,8 @@
 """A hostile HTTP peer against the ingress and serving: malformed requests, half-sent ones, resets.
 
-Malformed requests get 400 (414, 431, 505 where HTTP says so) with a one-line reason, never a 500 with exception text;
-half-sent and trickled ones are cut off by the read deadlines within the connection cap; resets
-cost at most one log line each.
+Malformed requests get 400 (414, 431, 505 where HTTP says so) with a one-line reason, never a 500
+with exception text; half-sent and trickled ones are cut off by the read deadlines, within the
+connection cap; resets cost at most one log line each.
 """
 import os
 import socket

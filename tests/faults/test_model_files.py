@@ -107,21 +107,32 @@ def hdf5_without_model(path):
     return path
 
 
+NOT_ENCODABLE = r"\(after conversion\): NaN and infinity have no fixed-point encoding"
+BEYOND_RANGE = r"\(after conversion\) exceed the fixed-point range ±2187"
 BAD_MODELS = [
-    ("truncated .h5 (first third)", lambda p, ref: truncated(p / "truncated.h5", ref), r"truncated\.h5: not a readable HDF5 file"),
-    ("corrupt .h5 (superblock overwritten)", lambda p, ref: header_overwritten(p / "corrupt.h5", ref), r"corrupt\.h5: not a readable HDF5 file"),
-    ("text file named .h5", lambda p, ref: (p / "notes.h5").write_text("hello") and p / "notes.h5", r"notes\.h5: not a readable HDF5 file"),
-    ("HDF5 file that is no model", lambda p, ref: hdf5_without_model(p / "table.h5"), r"table\.h5: an HDF5 file but not a Keras model"),
-    (".h5 whose model config is not JSON", lambda p, ref: config_not_json(p / "config.h5", ref), r"config\.h5: the model's architecture is not a Keras model config"),
+    ("truncated .h5 (first third)", lambda p, ref: truncated(p / "truncated.h5", ref),
+     r"truncated\.h5: not a readable HDF5 file"),
+    ("corrupt .h5 (superblock overwritten)", lambda p, ref: header_overwritten(p / "corrupt.h5", ref),
+     r"corrupt\.h5: not a readable HDF5 file"),
+    ("text file named .h5", lambda p, ref: (p / "notes.h5").write_text("hello") and p / "notes.h5",
+     r"notes\.h5: not a readable HDF5 file"),
+    ("HDF5 file that is no model", lambda p, ref: hdf5_without_model(p / "table.h5"),
+     r"table\.h5: an HDF5 file but not a Keras model"),
+    (".h5 whose model config is not JSON", lambda p, ref: config_not_json(p / "config.h5", ref),
+     r"config\.h5: the model's architecture is not a Keras model config"),
     ("no such file", lambda p, ref: p / "missing.h5", r"missing\.h5: no such file"),
-    ("LeakyReLU layer", lambda p, ref: unsupported_layer_model(p / "leaky.h5"), r"layer 3 'leaky' \(LeakyReLU\): not supported: .*use ReLU; supported layers: "),
-    ("Conv2D with dilation_rate", lambda p, ref: unsupported_option_model(p / "dilated.h5"), r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
+    ("LeakyReLU layer", lambda p, ref: unsupported_layer_model(p / "leaky.h5"),
+     r"layer 3 'leaky' \(LeakyReLU\): not supported: .*use ReLU; supported layers: "),
+    ("Conv2D with dilation_rate", lambda p, ref: unsupported_option_model(p / "dilated.h5"),
+     r"layer 1 'dilated' \(Conv2D\): unsupported option: .*dilation_rate"),
     ("weight of 5000 (beyond fixed point)", lambda p, ref: dense_model_with(p / "big.h5", 5000.0, "big"),
-     r"'big' \(Dense\) kernel: weights up to 5000 \(after conversion\) exceed the fixed-point range ±2187"),
+     r"'big' \(Dense\) kernel: weights up to 5000 " + BEYOND_RANGE),
     ("weight of 1e16", lambda p, ref: dense_model_with(p / "huge.h5", 1e16, "huge"),
-     r"'huge' \(Dense\) kernel: weights up to 1e\+16 \(after conversion\) exceed the fixed-point range ±2187"),
-    ("a NaN weight", lambda p, ref: dense_model_with(p / "nan.h5", np.nan, "nan_layer"), r"'nan_layer' \(Dense\) kernel: weights up to nan \(after conversion\): NaN and infinity have no fixed-point encoding"),
-    ("an infinite weight", lambda p, ref: dense_model_with(p / "inf.h5", -np.inf, "inf_layer"), r"'inf_layer' \(Dense\) kernel: weights up to inf \(after conversion\): NaN and infinity have no fixed-point encoding"),
+     r"'huge' \(Dense\) kernel: weights up to 1e\+16 " + BEYOND_RANGE),
+    ("a NaN weight", lambda p, ref: dense_model_with(p / "nan.h5", np.nan, "nan_layer"),
+     r"'nan_layer' \(Dense\) kernel: weights up to nan " + NOT_ENCODABLE),
+    ("an infinite weight", lambda p, ref: dense_model_with(p / "inf.h5", -np.inf, "inf_layer"),
+     r"'inf_layer' \(Dense\) kernel: weights up to inf " + NOT_ENCODABLE),
     ("legacy .h5 with a Lambda layer", lambda p, ref: lambda_h5(p / "lambda.h5"),
      r"lambda\.h5: layer 2 'evil' \(Lambda\): not supported: .*refused before loading the model, so none of its code ran"),
 ]
