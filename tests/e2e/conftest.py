@@ -1,6 +1,7 @@
 """The e2e suite: the chart installed with helm on a real cluster (the project's own, or kind
 with PRIVATEMODEL_TEST_CLUSTER=external), PrivateModels applied with kubectl, clients in pods."""
 import uuid
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -38,10 +39,13 @@ def operator(kubeconfig, core):
     """The chart, installed as the README says (a no-op upgrade when it already is). Helm installs
     a chart's CRDs only on first install, so the CRD is applied first, as an upgrade must."""
     kubectl(kubeconfig, "apply", "-f", str(REPO / "charts" / "privatemodel" / "crds" / "privatemodels.yaml"))
+    # Monitoring on, as with the Prometheus Operator installed (its ServiceMonitor kind only).
+    kubectl(kubeconfig, "apply", "-f", str(Path(__file__).parent / "fixtures" / "servicemonitor-crd.yaml"))
     # --reset-values: an upgrade without values would keep those of an earlier install by hand.
     helm(kubeconfig, "upgrade", "--install", RELEASE, str(REPO / "charts" / "privatemodel"),
          "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--reset-values", "--wait", "--timeout", "180s",
-         "--set", f"operator.image.tag={IMAGE_TAG}", "--set", f"runtime.image.tag={IMAGE_TAG}")
+         "--set", f"operator.image.tag={IMAGE_TAG}", "--set", f"runtime.image.tag={IMAGE_TAG}",
+         "--set", "metrics.serviceMonitor.enabled=true")
     return RELEASE
 
 

@@ -27,7 +27,7 @@ IMAGE_TAG = os.environ.get("IMAGE_TAG", "dev")
 RUNTIME_IMAGE = f"{consts.DEFAULT_RUNTIME_IMAGE.rsplit(':', 1)[0]}:{IMAGE_TAG}"
 # Every kind a PrivateModel's children (and their own children) can be.
 CHILD_KINDS = ("pods", "statefulsets", "deployments", "replicasets", "jobs", "services", "configmaps", "secrets",
-               "networkpolicies", "poddisruptionbudgets")
+               "networkpolicies", "poddisruptionbudgets", "servicemonitors")
 TIMINGS = REPO / "build" / "e2e" / "timings.json"
 OPERATOR_NAMESPACE = "privatemodel-system"
 OPERATOR_SELECTOR = "app.kubernetes.io/name=privatemodel"
@@ -222,6 +222,31 @@ def operator_metrics(core, namespace, release="pm"):
     return samples
 
 
+def serving_metrics(core, custom, namespace, model_name):
+    """A real scrape of serving's /metrics, as Prometheus would do it from the model's
+    ServiceMonitor: HTTPS to the Service, trusting the CA and server name the ServiceMonitor names."""
+    monitor = custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "servicemonitors",
+                                                  child_name(model_name, Component.SERVING))
+    (endpoint,) = monitor["spec"]["endpoints"]
+    tls = endpoint["tlsConfig"]
+    ca = tls["ca"]["configMap"]
+    script = (
+        "import ssl; from privatemodel import pki; "
+        f"context = ssl.create_default_context(cafile='/ca/{ca['key']}'); "
+        f"connection = pki.PartyHTTPSConnection({child_name(model_name, Component.SERVING)!r}, "
+        f"{contract.SERVING_PORT}, {tls['serverName']!r}, context, 10); "
+        f"connection.request('GET', {endpoint['path']!r}); print(connection.getresponse().read().decode())")
+    phase, log = run_pod(core, namespace, f"scrape-{uuid.uuid4().hex[:6]}", ["python3", "-c", script],
+                         volumes=[("ca", "/ca", {"configMap": {"name": ca["name"]}})])
+    assert phase == "Succeeded", log
+    samples = {}
+    for line in log.splitlines():
+        if line.startswith("privatemodel_serving_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 def json_answers(log, count):
     answers = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len(answers) == count, log
@@ -290,7 +315,8 @@ def children(api_client, namespace, model_name):
     found = {}
     for kind in CHILD_KINDS:
         group = {"jobs": "batch/v1", "networkpolicies": "networking.k8s.io/v1", "statefulsets": "apps/v1",
-                 "deployments": "apps/v1", "replicasets": "apps/v1"}.get(kind, "v1")
+                 "deployments": "apps/v1", "replicasets": "apps/v1",
+                 "servicemonitors": "monitoring.coreos.com/v1"}.get(kind, "v1")
         if kind == "poddisruptionbudgets":  # policy/v1 from Kubernetes 1.21, policy/v1beta1 before
             resource = next(r for version in ("v1", "v1beta1")
                             for r in client.resources.search(group="policy", api_version=version, name=kind))

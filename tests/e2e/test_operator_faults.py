@@ -13,6 +13,7 @@ from e2e.support import (
     operator_metrics,
     predict_in_cluster,
     private_model,
+    serving_metrics,
     record_timing,
     wait_for_phase,
     wait_until,
@@ -190,6 +191,14 @@ def test_prometheus_reads_the_operators_metrics(namespace, core, steady):
     assert samples["privatemodel_operator_reconcile_duration_seconds_count"] > 0
     # The NetworkPolicy test before this one had its hand edit reverted.
     assert samples['privatemodel_operator_drift_reverted_total{kind="NetworkPolicy"}'] >= 1
+
+
+def test_prometheus_reads_servings_metrics_as_its_service_monitor_says(namespace, core, custom, steady):
+    samples = serving_metrics(core, custom, namespace, STEADY)
+    # The tests before this one sent steady private predictions, each answered.
+    assert samples['privatemodel_serving_requests_total{outcome="answered"}'] >= 1
+    assert samples["privatemodel_serving_mpc_step_duration_seconds_count"] >= 1
+    assert samples["privatemodel_serving_queue_depth"] == 0
 
 
 def test_a_restarted_operator_converges_without_duplicates(kubeconfig, namespace, api, core, custom, steady):

@@ -229,6 +229,8 @@ def test_render_defaults(helm):
         consts.ENV_SERVICE_TYPE: consts.DEFAULT_SERVICE_TYPE,
         consts.ENV_WATCH_NAMESPACE: "",  # all namespaces, as kopf's --all-namespaces
         consts.ENV_METRICS_PORT: str(consts.DEFAULT_METRICS_PORT),
+        consts.ENV_SERVICE_MONITOR: "false",
+        consts.ENV_SERVICE_MONITOR_LABELS: "{}",
         consts.ENV_ALLOWED_IMAGES: "",
         consts.ENV_PLAYER_RESOURCES: json.dumps(consts.DEFAULT_PLAYER_RESOURCES, sort_keys=True, separators=(",", ":")),
         consts.ENV_SERVING_RESOURCES: json.dumps(consts.DEFAULT_SERVING_RESOURCES, sort_keys=True, separators=(",", ":")),
@@ -328,10 +330,16 @@ def test_monitoring_scrapes_the_operators_metrics_and_alerts_have_runbooks(helm)
     from prometheus_client import REGISTRY
 
     import privatemodel.controller.metrics  # noqa: F401 - registers the metrics
+    from privatemodel.runtime.serving.metrics import ServingMetrics
 
     docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
                   "--set", "metrics.dashboard.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
     kinds = by_kind(docs)
+    # The operator makes one for each model's serving, labelled the same, with the right to.
+    defaults = OperatorDefaults.from_env({e["name"]: e["value"] for e in operator_container(docs)["env"]})
+    assert defaults.service_monitor and defaults.service_monitor_labels == {"release": "prom"}
+    assert {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"],
+            "verbs": ["get", "list", "create", "patch", "delete"]} in kinds["ClusterRole"]["rules"]
     service, monitor = kinds["Service"], kinds["ServiceMonitor"]
     deployment = kinds["Deployment"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -341,7 +349,9 @@ def test_monitoring_scrapes_the_operators_metrics_and_alerts_have_runbooks(helm)
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in operator_container(docs)["ports"]}
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
-    known = {metric.name + suffix for metric in REGISTRY.collect() for suffix in suffixes.get(metric.type, ())}
+    serving = ServingMetrics(queue_depth=lambda: 0).registry
+    known = {metric.name + suffix for registry in (REGISTRY, serving) for metric in registry.collect()
+             for suffix in suffixes.get(metric.type, ())}
     known.add("up")
     runbook = (REPO / "docs/runbook.md").read_text()
     rules = kinds["PrometheusRule"]["spec"]["groups"][0]["rules"]

@@ -19,7 +19,11 @@ from privatemodel.controller.objects.players import (
     build_player_stateful_set,
     build_players_service,
 )
-from privatemodel.controller.objects.serving import build_serving_deployment, build_serving_service
+from privatemodel.controller.objects.serving import (
+    build_serving_deployment,
+    build_serving_service,
+    build_serving_service_monitor,
+)
 from privatemodel.controller.objects.sharing import build_sharing_job, sharing_digest
 from privatemodel.controller.objects.tls import build_access_config_map, build_tls_secret
 from privatemodel.controller.spec import parse_spec
@@ -147,6 +151,22 @@ def test_a_node_drain_evicts_one_player_at_a_time():
     selected = [key for key, obj in build_all().items() if "template" in obj.get("spec", {})
                 and matches(budget["spec"]["selector"]["matchLabels"], pod_labels(obj))]
     assert sorted(selected) == sorted(PLAYERS)
+
+
+def test_servings_service_monitor_trusts_only_the_models_ca():
+    defaults = OperatorDefaults(service_monitor=True, service_monitor_labels={"release": "prom"})
+    spec = parse_spec(MNIST)
+    monitor = build_serving_service_monitor(spec, MODEL, NAMESPACE, defaults)
+    service = build_serving_service(spec, MODEL, NAMESPACE, defaults)
+    access_map = build_access_config_map(spec, MODEL, NAMESPACE, defaults, ISSUANCE)
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert (endpoint["scheme"], endpoint["path"]) == ("https", "/metrics")
+    ca = endpoint["tlsConfig"]["ca"]["configMap"]
+    assert ca["name"] == access_map["metadata"]["name"] and ca["key"] in access_map["data"]
+    assert endpoint["tlsConfig"]["serverName"] == consts.SERVING_PARTY
 
 
 def test_no_two_parts_of_a_child_are_one_object():

@@ -79,15 +79,15 @@ class FakeReporter:
 class Model:
     """A PrivateModel and what the operator, the kubelet and the controllers do to the cluster."""
 
-    def __init__(self, spec=MNIST):
-        self.cluster, self.reporter = FakeCluster(), FakeReporter()
+    def __init__(self, spec=MNIST, defaults=OperatorDefaults()):
+        self.cluster, self.reporter, self.defaults = FakeCluster(), FakeReporter(), defaults
         self.body = {"apiVersion": "ml.privatemodel.dev/v1alpha1", "kind": "PrivateModel",
                      "metadata": {"name": MODEL, "namespace": NAMESPACE, "uid": MODEL_UID, "generation": 1},
                      "spec": copy.deepcopy(spec), "status": {}}
         self.written: list[dict] = []
 
     def tick(self, reporter=None):
-        done = tick(self.cluster, reporter or self.reporter, OperatorDefaults(), copy.deepcopy(self.body),
+        done = tick(self.cluster, reporter or self.reporter, self.defaults, copy.deepcopy(self.body),
                     logging.getLogger("test"))
         changes = status_changes(self.body["status"], done.status)
         self.written.append(changes)
@@ -294,3 +294,15 @@ def test_a_tick_at_rest_makes_no_writes():
         setattr(model.cluster, verb, lambda *args, _real=real, _verb=verb, **kwargs: (calls.append(_verb), _real(*args, **kwargs))[1])
     model.tick()
     assert calls == []
+
+
+def test_servings_service_monitor_lives_and_goes_with_serving():
+    model = Model(defaults=OperatorDefaults(service_monitor=True))
+    model.reach_serving()
+    assert model.cluster.names("ServiceMonitor") == [f"{MODEL}-serving"]
+    model.reporter.served = {"requestsServed": 3, "numRequests": 3, "completed": True}
+    assert model.tick() == "Completed"
+    assert model.cluster.names("ServiceMonitor") == []
+    plain = Model()
+    plain.reach_serving()
+    assert plain.cluster.names("ServiceMonitor") == []  # off by default: no CRD needed

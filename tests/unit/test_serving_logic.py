@@ -139,3 +139,32 @@ def test_a_stuck_step_turns_healthz_false_and_does_not_hold_the_exit(endpoint_fa
     runner.join(5)
     assert not runner.is_alive()
     assert "did not finish within 1 s of stopping" in str(endpoint.failure)
+
+
+def scrape(endpoint):
+    """GET /metrics as Prometheus reads it: {sample: value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file))
+    context.check_hostname = False
+    url = f"https://127.0.0.1:{endpoint.port}/metrics"
+    with urllib.request.urlopen(url, timeout=10, context=context) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_metrics_count_requests_by_outcome_and_time_the_steps(endpoint_factory):
+    endpoint = endpoint_factory()
+    endpoint.ready = True
+    assert call(endpoint, "/v1/predict", {"id": rid(1), "count": 1})[0] == 200
+    assert call(endpoint, "/v1/predict", {"id": rid(2), "count": 1})[0] == 200
+    assert call(endpoint, "/v1/predict", {"id": rid(0), "count": 1})[0] == 400  # never staged
+    samples = scrape(endpoint)
+    requests = {outcome: samples[("privatemodel_serving_requests_total", (("outcome", outcome),))]
+                for outcome in ("answered", "refused", "failed")}
+    assert requests == {"answered": 2, "refused": 1, "failed": 0}
+    assert samples[("privatemodel_serving_request_duration_seconds_count", ())] == 3
+    assert samples[("privatemodel_serving_mpc_step_duration_seconds_count", ())] == 2  # refused before a step
+    assert samples[("privatemodel_serving_queue_depth", ())] == 0

@@ -97,6 +97,9 @@ PROTOCOLS = (PROTOCOL_SECURENN,)
 
 SERVING_READY_PATH = "/healthz"
 SERVING_STATUS_PATH = "/status"
+SERVING_METRICS_PATH = "/metrics"
+# The Prometheus Operator's kind, for serving's metrics (when the chart enables it).
+SERVICE_MONITOR_API_VERSION = "monitoring.coreos.com/v1"
 # A share holder's ingress answers 200 here once its player is up.
 INGRESS_READY_PATH = "/v2/health/ready"
 # How clients outside the cluster reach serving and the ingresses: the clients' Services' type.
@@ -134,6 +137,9 @@ ENV_SERVICE_TYPE = "PRIVATEMODEL_SERVICE_TYPE"
 # JSON {"requests": ..., "limits": ...} for pods whose PrivateModel sets no resources.
 ENV_PLAYER_RESOURCES = "PRIVATEMODEL_PLAYER_RESOURCES"
 ENV_SERVING_RESOURCES = "PRIVATEMODEL_SERVING_RESOURCES"
+# "true": a ServiceMonitor per model for serving's metrics, with these labels (JSON).
+ENV_SERVICE_MONITOR = "PRIVATEMODEL_SERVICE_MONITOR"
+ENV_SERVICE_MONITOR_LABELS = "PRIVATEMODEL_SERVICE_MONITOR_LABELS"
 # Comma-separated images PrivateModels may name besides the runtime image (a trailing * is a prefix).
 ENV_ALLOWED_IMAGES = "PRIVATEMODEL_ALLOWED_IMAGES"
 # The port of the operator's Prometheus metrics (/metrics).

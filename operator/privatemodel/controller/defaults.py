@@ -19,6 +19,9 @@ class OperatorDefaults:
     service_type: str = consts.DEFAULT_SERVICE_TYPE
     # Images a PrivateModel may name besides runtime_image: exact references, or prefixes ending in *.
     allowed_images: tuple[str, ...] = ()
+    # A ServiceMonitor for each model's serving (the Prometheus Operator's CRDs must exist), labelled so.
+    service_monitor: bool = False
+    service_monitor_labels: dict = field(default_factory=dict)
     # Resources of pods whose PrivateModel sets none: players, and serving with the sharing Job.
     player_resources: dict = field(default_factory=lambda: json.loads(json.dumps(consts.DEFAULT_PLAYER_RESOURCES)))
     serving_resources: dict = field(default_factory=lambda: json.loads(json.dumps(consts.DEFAULT_SERVING_RESOURCES)))
@@ -33,6 +36,8 @@ class OperatorDefaults:
             cluster_domain=environ.get(consts.ENV_CLUSTER_DOMAIN) or consts.DEFAULT_CLUSTER_DOMAIN,
             service_type=environ.get(consts.ENV_SERVICE_TYPE) or consts.DEFAULT_SERVICE_TYPE,
             allowed_images=tuple(i.strip() for i in environ.get(consts.ENV_ALLOWED_IMAGES, "").split(",") if i.strip()),
+            service_monitor=environ.get(consts.ENV_SERVICE_MONITOR, "false") == "true",
+            service_monitor_labels=_json_object(environ, consts.ENV_SERVICE_MONITOR_LABELS, {}),
             player_resources=_resources(environ, consts.ENV_PLAYER_RESOURCES, consts.DEFAULT_PLAYER_RESOURCES),
             serving_resources=_resources(environ, consts.ENV_SERVING_RESOURCES, consts.DEFAULT_SERVING_RESOURCES),
         )
@@ -59,12 +64,20 @@ class OperatorDefaults:
                                       " the chart value runtime.allowedImages adds more)")
 
 
-def _resources(environ: Mapping[str, str], variable: str, default: dict) -> dict:
+def _json_object(environ: Mapping[str, str], variable: str, default: dict) -> dict:
     text = environ.get(variable) or json.dumps(default)
     try:
-        resources = json.loads(text)
+        value = json.loads(text)
     except ValueError as error:
         raise ValueError(f"{variable}: not JSON ({error}): {text!r}") from None
-    if not isinstance(resources, dict) or not set(resources) <= {"requests", "limits"}:
+    if not isinstance(value, dict):
+        raise ValueError(f"{variable}: must be a JSON object, got {text!r}")
+    return value
+
+
+def _resources(environ: Mapping[str, str], variable: str, default: dict) -> dict:
+    resources = _json_object(environ, variable, default)
+    text = environ.get(variable)
+    if not set(resources) <= {"requests", "limits"}:
         raise ValueError(f"{variable}: must be an object with requests and/or limits, got {text!r}")
     return resources

@@ -26,7 +26,7 @@ PDB_KIND, PDB_GROUP, PDB_PLURAL, PDB_VERSIONS = "PodDisruptionBudget", "policy",
 # Deleted with the PrivateModel, in this order: drivers first, then the players. Their pods
 # (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
 # Secrets: the operator may only create Secrets, never read, list or delete them.
-CHILD_KINDS = ("Deployment", "Job", "StatefulSet", PDB_KIND, "Service", "ConfigMap", "NetworkPolicy")
+CHILD_KINDS = ("Deployment", "Job", "StatefulSet", PDB_KIND, "Service", "ServiceMonitor", "ConfigMap", "NetworkPolicy")
 # A Job's pod template cannot change: a Job is created, or deleted and replaced under a new name.
 IMMUTABLE_KINDS = frozenset({"Job"})
 # (connect, read) seconds. Without it a call on a pooled connection that died without a close
@@ -91,6 +91,8 @@ class Kube:
         self._apis = {kind: (api_class(api_client), suffix) for kind, (api_class, suffix) in _KINDS.items()}
         self.pdb_api_version = f"{PDB_GROUP}/{served_version(api_client, PDB_GROUP, PDB_VERSIONS)}"
         self._apis[PDB_KIND] = (_VersionedKind(api_client, *self.pdb_api_version.split("/"), PDB_PLURAL), "object")
+        self._apis["ServiceMonitor"] = (
+            _VersionedKind(api_client, *consts.SERVICE_MONITOR_API_VERSION.split("/"), "servicemonitors"), "object")
 
     def _call(self, kind: str, verb: str, *args, **kwargs):
         api, suffix = self._apis[kind]
@@ -112,7 +114,13 @@ class Kube:
         return self._call("Event", "list", namespace, field_selector=f"involvedObject.name={involved_name}")["items"]
 
     def list(self, kind: str, namespace: str, labels: dict) -> list[dict]:
-        return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
+        """[] also when the cluster has no such kind (a CRD such as ServiceMonitor not installed)."""
+        try:
+            return self._call(kind, "list", namespace, label_selector=label_selector(labels))["items"]
+        except ApiException as error:
+            if error.status == 404:
+                return []
+            raise
 
     def create(self, manifest: dict) -> dict:
         return self._call(manifest["kind"], "create", manifest["metadata"]["namespace"], manifest)

@@ -24,7 +24,11 @@ from privatemodel.controller.objects.players import (
     build_players_disruption_budget,
     build_players_service,
 )
-from privatemodel.controller.objects.serving import build_serving_deployment, build_serving_service
+from privatemodel.controller.objects.serving import (
+    build_serving_deployment,
+    build_serving_service,
+    build_serving_service_monitor,
+)
 from privatemodel.controller.objects.sharing import build_sharing_job, sharing_digest
 from privatemodel.controller.objects.tls import access, build_access_config_map, build_tls_secret
 from privatemodel.controller.spec import PrivateModelSpec, SpecError, check_model_name, parse_spec
@@ -256,6 +260,8 @@ class Reconciliation:
                                               self.issuance)
         self._apply(deployment)
         self._apply(build_serving_service(self.model, self.name, self.namespace, self.defaults))
+        if self.defaults.service_monitor:
+            self._apply(build_serving_service_monitor(self.model, self.name, self.namespace, self.defaults))
         url = self.update["access"]["serving"]
         live = self.kube.get("Deployment", self.namespace, deployment["metadata"]["name"])
         if live is None or not observe.is_deployment_ready(live):
@@ -276,7 +282,7 @@ class Reconciliation:
 
     def _stop_serving(self) -> None:
         """No serve process may drive the players while their shares are replaced or after the last request."""
-        for kind in ("Deployment", "Service"):
+        for kind in ("Deployment", "Service", *(("ServiceMonitor",) if self.defaults.service_monitor else ())):
             if self.kube.delete(kind, self.namespace, child_name(self.name, Component.SERVING)):
                 self.logger.info("deleted serving %s", kind)
 

@@ -3,7 +3,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import labels, selector_labels
+from privatemodel.controller.naming import child_name, labels, selector_labels
 from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import PrivateModelSpec
 from privatemodel.controller.tls import Issuance
@@ -71,5 +71,30 @@ def build_serving_service(spec: PrivateModelSpec, model_name: str, namespace: st
             "type": spec.access.service_type or defaults.service_type,
             "selector": selector_labels(model_name, Component.SERVING),
             "ports": [{"name": PORT_NAME, "port": contract.SERVING_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def build_serving_service_monitor(spec: PrivateModelSpec, model_name: str, namespace: str,
+                                  defaults: OperatorDefaults) -> dict:
+    """For the Prometheus Operator: scrape serving's /metrics over HTTPS, trusting only this model's
+    CA (from the clients' access ConfigMap) and checking the certificate names the serve party."""
+    meta = component_metadata(model_name, namespace, Component.SERVING)
+    meta["labels"].update(defaults.service_monitor_labels)
+    return {
+        "apiVersion": consts.SERVICE_MONITOR_API_VERSION,
+        "kind": "ServiceMonitor",
+        "metadata": meta,
+        "spec": {
+            "selector": {"matchLabels": selector_labels(model_name, Component.SERVING)},
+            "endpoints": [{
+                "port": PORT_NAME,
+                "scheme": "https",
+                "path": consts.SERVING_METRICS_PATH,
+                "tlsConfig": {
+                    "ca": {"configMap": {"name": child_name(model_name, Component.ACCESS), "key": contract.TLS_CA}},
+                    "serverName": consts.SERVING_PARTY,
+                },
+            }],
         },
     }

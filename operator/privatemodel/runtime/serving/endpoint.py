@@ -3,6 +3,7 @@
 GET  /healthz      200 once a client can safely connect (shares loaded, graphs warm), else 503;
                    also as /v2/health/ready (Open Inference Protocol), and /v2/health/live
 GET  /status       {"ready", "requestsServed", "numRequests", "completed"}
+GET  /metrics      Prometheus metrics (serving/metrics.py): counts and durations only
 POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the query was made for>"}:
                    the client staged its query shares under id on both holders' ingress; when this
                    returns 200 the answer shares wait there under the same id.
@@ -21,6 +22,7 @@ from concurrent.futures import Future, InvalidStateError
 from http import HTTPStatus
 
 from privatemodel.runtime.mpc.https import BadRequest, HTTPSServer, JSONHandler
+from privatemodel.runtime.serving.metrics import CONTENT_TYPE, ServingMetrics
 from privatemodel.runtime.serving.server import RequestError, SharesReplaced
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class ServingEndpoint:
         self._replies = threading.Condition()
         self._accepting = True
         self._state_lock = threading.Lock()
+        self.metrics = ServingMetrics(queue_depth=self._jobs.qsize)
         self.http = HTTPSServer((host, port), _handler_for(self), tls_dir)
         self.port = self.http.server_address[1]
 
@@ -163,6 +166,7 @@ class ServingEndpoint:
             started = self._step_started = time.monotonic()
             try:
                 self.server.predict(request_id, count)
+                self.metrics.step_seconds.observe(time.monotonic() - started)
             except RequestError as error:
                 log.warning("request rejected: %s", error)
                 _settle(future, result=error)
@@ -225,28 +229,40 @@ def _handler_for(endpoint: ServingEndpoint):
                 self.reply_json(HTTPStatus.OK if live else HTTPStatus.SERVICE_UNAVAILABLE, {"live": live})
             elif self.path == "/status":
                 self.reply_json(HTTPStatus.OK, endpoint.status())
+            elif self.path == "/metrics":
+                self.reply_bytes(HTTPStatus.OK, endpoint.metrics.exposition(), content_type=CONTENT_TYPE)
             else:
                 self.reply_error(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
 
         def do_POST(self):
             if self.path != "/v1/predict":
                 return self.reply_error(HTTPStatus.NOT_FOUND, f"no such path {self.path}")
+            started = time.monotonic()
+            status = self._predict()
+            endpoint.metrics.observe_request(status, time.monotonic() - started)
+
+        def _predict(self) -> int:
+            """Serve one prediction request; the HTTP status it was answered with."""
             try:
                 request_id, count, share_id = self._parse_request()
                 with endpoint.replying():
                     outcome = endpoint.submit(request_id, count, share_id).result()
             except _Refused as refused:
-                return self.reply_error(refused.status, str(refused))
+                status, message = refused.status, str(refused)
             except (RequestError, BadRequest) as error:
-                return self.reply_error(HTTPStatus.BAD_REQUEST, str(error))
+                status, message = HTTPStatus.BAD_REQUEST, str(error)
             except (ConnectionError, TimeoutError, SharesReplaced) as error:  # serving cannot go on
-                return self.reply_error(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}; serving stops")
+                status, message = HTTPStatus.SERVICE_UNAVAILABLE, f"{error}; serving stops"
             except Exception as error:  # noqa: BLE001
                 log.exception("request failed")
-                return self.reply_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
-            if isinstance(outcome, RequestError):
-                return self.reply_error(HTTPStatus.BAD_REQUEST, str(outcome))
-            self.reply_json(HTTPStatus.OK, {"ok": True})
+                status, message = HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}"
+            else:
+                if not isinstance(outcome, RequestError):
+                    self.reply_json(HTTPStatus.OK, {"ok": True})
+                    return HTTPStatus.OK
+                status, message = HTTPStatus.BAD_REQUEST, str(outcome)
+            self.reply_error(status, message)
+            return status
 
         def _parse_request(self):
             usage = 'request body must be JSON {"id": "<32 hex digits>", "count": <integer>, "shareId": "<string>"}'
