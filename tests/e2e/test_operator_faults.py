@@ -10,6 +10,7 @@ from e2e.support import (
     condition,
     create_model_secret,
     example_manifest,
+    kubectl,
     operator_metrics,
     predict_in_cluster,
     private_model,
@@ -106,6 +107,16 @@ def test_a_hand_loosened_network_policy_is_restored(namespace, api, core, custom
                f"NetworkPolicy {name} restored")
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={STEADY}").items
     assert any(e.reason == "DriftReverted" and name in e.message for e in events)
+
+
+def test_a_model_deleted_while_its_pods_start_leaves_nothing_behind(kubeconfig, namespace, api, custom):
+    apply_model(kubeconfig, namespace, "short-lived", "reference-model")
+    wait_until(lambda: children(api, namespace, "short-lived").get("statefulsets"), 60, "its players created")
+    kubectl(kubeconfig, "-n", namespace, "delete", "privatemodel", "short-lived", "--wait", "--timeout=120s",
+            timeout=150)
+    assert private_model(custom, namespace, "short-lived") is None
+    # The Secrets follow through the garbage collector once the PrivateModel is gone.
+    wait_until(lambda: not children(api, namespace, "short-lived"), 60, "children of short-lived gone")
 
 
 def refused_model(path):
