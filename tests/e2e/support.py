@@ -207,6 +207,16 @@ def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300
     return phase, pod_log(core, namespace, name)
 
 
+def prometheus_samples(text, prefix):
+    """{'name{labels}': value} of the samples in Prometheus text format whose names start with prefix."""
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 def operator_metrics(core, namespace, release="pm"):
     """A real scrape: an HTTP GET of the operator's /metrics through the chart's metrics Service,
     from a pod in `namespace`. Returns {sample: value} of the privatemodel_operator_ samples."""
@@ -214,12 +224,7 @@ def operator_metrics(core, namespace, release="pm"):
     phase, log = run_pod(core, namespace, f"scrape-{uuid.uuid4().hex[:6]}", ["python3", "-c",
                          f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"])
     assert phase == "Succeeded", log
-    samples = {}
-    for line in log.splitlines():
-        if line.startswith("privatemodel_operator_"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+    return prometheus_samples(log, "privatemodel_operator_")
 
 
 def serving_metrics(core, custom, namespace, model_name):
@@ -239,12 +244,7 @@ def serving_metrics(core, custom, namespace, model_name):
     phase, log = run_pod(core, namespace, f"scrape-{uuid.uuid4().hex[:6]}", ["python3", "-c", script],
                          volumes=[("ca", "/ca", {"configMap": {"name": ca["name"]}})])
     assert phase == "Succeeded", log
-    samples = {}
-    for line in log.splitlines():
-        if line.startswith("privatemodel_serving_"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
+    return prometheus_samples(log, "privatemodel_serving_")
 
 
 def json_answers(log, count):
