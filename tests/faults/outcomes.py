@@ -98,6 +98,15 @@ def classify(seen, expected: str) -> tuple[str, str]:
     return UNCLEAR, " | ".join(lines[-3:])[:300]
 
 
+def error_of(action, error_type) -> str | None:
+    """The message of the `error_type` refusal `action` raised, or None if it was accepted."""
+    try:
+        action()
+    except error_type as error:
+        return str(error)
+    return None
+
+
 def cli_error(result) -> str | None:
     """What `privatemodel ...` told its user: None if it succeeded, else its error line(s)."""
     if result.returncode == 0:

@@ -11,21 +11,12 @@ import numpy as np
 import pytest
 
 from faults import wire
-from faults.outcomes import ANSWERED, CLEAR, cli_error, http_error
+from faults.outcomes import ANSWERED, CLEAR, cli_error, error_of, http_error
 from integration.support import assert_matches_plaintext, https_call, run_cli
 from privatemodel import contract
 from privatemodel.runtime.client.client import QueryError, ServingError
 from privatemodel.runtime.player.ingress import MAX_ENTRIES
 from privatemodel.runtime.serving.server import WARM_UP_ID
-
-
-def refusal(action, error_type=ServingError):
-    """The refusal's message, or None if `action` was accepted."""
-    try:
-        action()
-    except error_type as error:
-        return str(error)
-    return None
 
 
 def predict_request(client, request_id, count=1):
@@ -35,7 +26,7 @@ def predict_request(client, request_id, count=1):
 
 def test_an_unstaged_request_is_refused_at_once_and_serving_goes_on(client, reference_model, faults):
     def twenty_unstaged():
-        messages = {refusal(predict_request(client, secrets.token_hex(16))) for _ in range(20)}
+        messages = {error_of(predict_request(client, secrets.token_hex(16)), ServingError) for _ in range(20)}
         return " / ".join(sorted(map(str, messages)))
 
     outcome = faults.attempt("POST /v1/predict for an id never staged, 20 times", twenty_unstaged,
@@ -54,7 +45,7 @@ def test_an_unstaged_request_is_refused_at_once_and_serving_goes_on(client, refe
     (np.full((1, 28, 28, 1), 1e9), "query of 1e9 (beyond fixed point)", r"query values must lie within ±\S+ \(fixed-point range\), got 1e\+09"),
 ])
 def test_bad_queries_are_refused_before_anything_is_sent(client, reference_model, faults, query, tried, message):
-    outcome = faults.attempt(f"client.predict: {tried}", lambda: refusal(lambda: client.predict(query), QueryError), message, deadline=10)
+    outcome = faults.attempt(f"client.predict: {tried}", lambda: error_of(lambda: client.predict(query), QueryError), message, deadline=10)
     assert outcome.kind == CLEAR, outcome
     assert_matches_plaintext(client.predict(reference_model["x"][:1]), reference_model["plaintext"][:1])
 
@@ -79,7 +70,7 @@ def test_requests_that_skip_the_clients_checks_get_an_error_and_serving_goes_on(
                              lambda: http_error(*https_call(cluster, url, "PUT", wrong, {**token, "X-Batch-Size": "1"})),
                              r"400: a share of 1 input\(s\) of shape \(28, 28, 1\) is 6272 bytes of int64, got 5832", deadline=30)
     assert outcome.kind == CLEAR, outcome
-    outcome = faults.attempt('POST /v1/predict {"count": 65} (max batch 64)', lambda: refusal(predict_request(client, "b" * 32, 65)),
+    outcome = faults.attempt('POST /v1/predict {"count": 65} (max batch 64)', lambda: error_of(predict_request(client, "b" * 32, 65), ServingError),
                              r"serve at \S+ refused .*\(400\): count must be an integer from 1 to 64, got 65", deadline=30)
     assert outcome.kind == CLEAR, outcome
     assert_matches_plaintext(client.predict(reference_model["x"][:3]), reference_model["plaintext"][:3])
@@ -128,16 +119,9 @@ def test_a_client_that_vanishes_mid_request_does_not_stop_serving_for_others(cli
             errors.append(str(error))
 
     def vanish():
-        request_id = secrets.token_hex(16)
-        tokens = {holder.party: secrets.token_urlsafe(32) for holder in client.holders}
-        for holder, share in zip(client.holders, client._share(reference_model["x"][:1])):
-            holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
-                           headers={"Authorization": f"Bearer {tokens[holder.party]}", "X-Batch-Size": "1"})
-        body = json.dumps({"id": request_id, "count": 1, "shareId": client.share_id}).encode()
-        tls = wire.tls_connect(cluster, serving.url)
-        tls.sendall(wire.request_bytes("POST", "/v1/predict", body, {"Content-Type": "application/json"}))
-        time.sleep(0.3)  # serving has read the request: the reset comes while it is queued or running
-        wire.abort(tls)
+        request_id = wire.stage(client, reference_model["x"][:1])
+        # Serving has read the request by then: the reset comes while it is queued or running.
+        wire.post_and_reset(cluster, serving.url, client, request_id, linger=0.3)
         return request_id
 
     threads = [threading.Thread(target=others, args=(index,)) for index in range(30, 36)]

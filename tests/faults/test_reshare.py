@@ -1,10 +1,8 @@
 """The model shared again while serve runs: no request is answered with the old model any more."""
 import json
-import secrets
 
-import numpy as np
-
-from faults.outcomes import CLEAR, agrees_with_keras, http_error
+from faults import wire
+from faults.outcomes import CLEAR, agrees_with_keras, error_of, http_error
 from integration.support import https_call, manifest_of, run_cli
 from privatemodel.runtime.client.client import PrivateClient, ServingError
 
@@ -18,14 +16,6 @@ def negated_model(reference_path, path):
     last.set_weights([-w for w in last.get_weights()])
     model.save(path, save_format="h5")
     return model
-
-
-def refusal(client, x):
-    try:
-        client.predict(x)
-    except ServingError as error:
-        return str(error)
-    return None
 
 
 def test_after_a_reshare_the_running_serve_answers_nothing_and_a_new_one_serves_the_new_model(serving_cluster, reference_model, tmp_path, faults):
@@ -42,11 +32,7 @@ def test_after_a_reshare_the_running_serve_answers_nothing_and_a_new_one_serves_
     stale = rf"\(503\): the model was shared again \(now {new_share_id}\); this serve loaded {old_share_id} and answers nothing more"
 
     # A request without a share id (a client that skips it) is refused too: the shares are checked.
-    request_id = secrets.token_hex(16)
-    for holder in old_client.holders:
-        token = secrets.token_urlsafe(32)
-        holder.request("PUT", f"/v2/requests/{request_id}/input", body=np.zeros((1, 28, 28, 1), "<i8").tobytes(),
-                       headers={"Authorization": f"Bearer {token}", "X-Batch-Size": "1"})
+    request_id = wire.stage(old_client, x[:1])
     outcome = faults.attempt("re-shared while serving: POST /v1/predict without a shareId",
                              lambda: http_error(*https_call(cluster, serving.url + "/v1/predict", "POST",
                                                             json.dumps({"id": request_id, "count": 1}).encode())),
@@ -54,7 +40,7 @@ def test_after_a_reshare_the_running_serve_answers_nothing_and_a_new_one_serves_
     assert outcome.kind == CLEAR, outcome
     # Serving has stopped: a client still on the old model finds it gone, never an old answer.
     outcome = faults.attempt("re-shared while serving: then a client that read the old model's metadata",
-                             lambda: refusal(old_client, x), r"serve at \S+ (is unreachable|refused POST /v1/predict \(410\): shutting down)", deadline=30)
+                             lambda: error_of(lambda: old_client.predict(x), ServingError), r"serve at \S+ (is unreachable|refused POST /v1/predict \(410\): shutting down)", deadline=30)
     assert outcome.kind == CLEAR, outcome
     assert serving.wait(timeout=30) == 3
     assert "error: the model was shared again" in serving.process.log_tail(1)
@@ -64,6 +50,6 @@ def test_after_a_reshare_the_running_serve_answers_nothing_and_a_new_one_serves_
     assert new_client.share_id == new_share_id
     assert agrees_with_keras(new_client.predict(x), new_model.predict(x, verbose=0))
     # A client still holding the old model's metadata is told to fetch it again.
-    outcome = faults.attempt("re-shared, serve restarted: a client with the old model's metadata", lambda: refusal(old_client, x),
+    outcome = faults.attempt("re-shared, serve restarted: a client with the old model's metadata", lambda: error_of(lambda: old_client.predict(x), ServingError),
                              rf"\(400\): the client prepared its query for shares {old_share_id}, this server serves {new_share_id}", deadline=30)
     assert outcome.kind == CLEAR, outcome

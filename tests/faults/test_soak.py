@@ -3,7 +3,6 @@
 Every answer returned must match plaintext Keras, and each player's memory must stay flat (±10% of
 what it held after a warm-up).
 """
-import json
 import random
 import secrets
 import threading
@@ -29,30 +28,16 @@ def rss_kib(pid) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
-def stage(client, x):
-    """Stage a query's shares as the client does; (request id, tokens by holder)."""
-    request_id = secrets.token_hex(16)
-    tokens = {}
-    for holder, share in zip(client.holders, client._share(x)):
-        tokens[holder.party] = secrets.token_urlsafe(32)
-        holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
-                       headers={"Authorization": f"Bearer {tokens[holder.party]}", "X-Batch-Size": str(len(x))})
-    return request_id, tokens
-
-
 def abort_one(kind, client, cluster, serving_url, x):
     """A request given up on the way: staged and abandoned, or cut off after asking serving."""
     if kind == "abandon staged shares":
-        stage(client, x)
+        wire.stage(client, x)
     elif kind == "stage on server0 only":
         token = secrets.token_urlsafe(32)
         client.holders[0].request("PUT", f"/v2/requests/{secrets.token_hex(16)}/input", body=np.zeros(x.shape, "<i8").tobytes(),
                                   headers={"Authorization": f"Bearer {token}", "X-Batch-Size": "1"})
-    else:  # reset the connection to serving after posting the request
-        request_id, _ = stage(client, x)
-        tls = wire.tls_connect(cluster, serving_url)
-        tls.sendall(wire.request_bytes("POST", "/v1/predict", json.dumps({"id": request_id, "count": 1, "shareId": client.share_id}).encode()))
-        wire.abort(tls)
+    else:
+        wire.post_and_reset(cluster, serving_url, client, wire.stage(client, x))
 
 
 ABORTS = ("abandon staged shares", "stage on server0 only", "reset after POST /v1/predict")

@@ -1,7 +1,9 @@
 """Raw HTTPS as a hostile peer speaks it: hand-written requests, half-sent ones, abrupt closes."""
 import json
+import secrets
 import socket
 import struct
+import time
 import urllib.parse
 
 from integration.support import https_context
@@ -59,3 +61,21 @@ def abort(sock) -> None:
     """Close with a reset, as a client that crashes or is killed does: the server's next write fails."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def stage(client, x) -> str:
+    """Stage a query's shares on both holders as the client does, and go no further: its request id."""
+    request_id = secrets.token_hex(16)
+    for holder, share in zip(client.holders, client._share(x)):
+        holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
+                       headers={"Authorization": f"Bearer {secrets.token_urlsafe(32)}", "X-Batch-Size": str(len(x))})
+    return request_id
+
+
+def post_and_reset(cluster, serving_url, client, request_id, linger=0.0) -> None:
+    """Ask serving to run a staged request of one input, then reset the connection `linger` s later."""
+    body = json.dumps({"id": request_id, "count": 1, "shareId": client.share_id}).encode()
+    tls = tls_connect(cluster, serving_url)
+    tls.sendall(request_bytes("POST", "/v1/predict", body, {"Content-Type": "application/json"}))
+    time.sleep(linger)
+    abort(tls)

@@ -1,6 +1,8 @@
 """Helpers the integration tests share."""
 import contextlib
 import json
+import os
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -66,3 +68,32 @@ def run_python(code, timeout=120):
     import sys
 
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+def tcp_sockets(pid):
+    """(address, port, state) of each TCP socket the process holds, read from /proc; the state as
+    /proc writes it ("0A" is LISTEN, "01" ESTABLISHED)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if inode not in inodes:
+                    continue
+                address, port = local.split(":")
+                raw = bytes.fromhex(address)
+                if family == socket.AF_INET:
+                    raw = raw[::-1]
+                else:  # /proc prints each 32-bit word in host (little-endian) order
+                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                found.append((socket.inet_ntop(family, raw), int(port, 16), state))
+    return found

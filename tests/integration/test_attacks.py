@@ -1,10 +1,9 @@
 """A hostile client against real local players and serving: each test runs the attack and asserts it fails.
 
-The local cluster of conftest.py is the target; the attacker has what any client has: the access
+The local cluster of integration/fixtures.py is the target; the attacker has what any client has: the access
 file (URLs and the CA) and its own requests.
 """
 import json
-import os
 import secrets
 import socket
 import ssl
@@ -12,7 +11,7 @@ import ssl
 import numpy as np
 import pytest
 
-from integration.support import assert_matches_plaintext, https_call
+from integration.support import assert_matches_plaintext, https_call, tcp_sockets
 from privatemodel import contract, pki
 from privatemodel.runtime.client.client import PrivateClient, ServingError
 
@@ -20,31 +19,8 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def listening_sockets(pid):
-    """(address, port) of every listening TCP socket the process holds, read from /proc."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        with open(f"/proc/{pid}/net/{table}") as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                local, state, inode = fields[1], fields[3], fields[9]
-                if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                    continue
-                address, port = local.split(":")
-                raw = bytes.fromhex(address)
-                if family == socket.AF_INET:
-                    raw = raw[::-1]
-                else:  # /proc prints each 32-bit word in host (little-endian) order
-                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-                found.append((socket.inet_ntop(family, raw), int(port, 16)))
-    return found
+    """(address, port) of every listening TCP socket the process holds."""
+    return [(address, port) for address, port, state in tcp_sockets(pid) if state == "0A"]
 
 
 def test_nothing_listens_beyond_loopback(cluster, serving):
