@@ -11,13 +11,12 @@ from privatemodel.runtime.local.cluster import LocalServing
 
 
 @pytest.fixture(scope="session")
-def reference_model(tmp_path_factory):
+def reference_model(reference_model_path):
     import tensorflow as tf
 
-    path = reference.trained_model_path(tmp_path_factory.mktemp("model") / "reference.h5")
     _, _, x_test, y_test = reference.load_digits()
-    plaintext = tf.keras.models.load_model(path, compile=False).predict(x_test, verbose=0)
-    return {"path": path, "x": x_test, "y": y_test, "plaintext": plaintext}
+    plaintext = tf.keras.models.load_model(reference_model_path, compile=False).predict(x_test, verbose=0)
+    return {"path": reference_model_path, "x": x_test, "y": y_test, "plaintext": plaintext}
 
 
 @pytest.fixture(scope="session")
