@@ -101,6 +101,15 @@ def config_not_json(path, reference_path):
     return path
 
 
+def oversized(path):
+    """A (sparse) file one byte over the size a model file may have."""
+    from privatemodel.runtime.owner.model import MAX_MODEL_BYTES
+
+    with open(path, "wb") as file:
+        file.truncate(MAX_MODEL_BYTES + 1)
+    return path
+
+
 def hdf5_without_model(path):
     with h5py.File(path, "w") as h5:
         h5["table"] = np.arange(10)
@@ -121,6 +130,8 @@ BAD_MODELS = [
     (".h5 whose model config is not JSON", lambda p, ref: config_not_json(p / "config.h5", ref),
      r"config\.h5: the model's architecture is not a Keras model config"),
     ("no such file", lambda p, ref: p / "missing.h5", r"missing\.h5: no such file"),
+    ("a file over the size cap", lambda p, ref: oversized(p / "oversized.h5"),
+     r"oversized\.h5: 268435457 bytes, over the 268435456 \(256 MiB\) a model file may have; refused before reading it"),
     ("LeakyReLU layer", lambda p, ref: unsupported_layer_model(p / "leaky.h5"),
      r"layer 3 'leaky' \(LeakyReLU\): not supported: .*use ReLU; supported layers: "),
     ("Conv2D with dilation_rate", lambda p, ref: unsupported_option_model(p / "dilated.h5"),

@@ -12,6 +12,11 @@ from privatemodel.runtime.owner.convert import ModelError
 
 log = logging.getLogger(__name__)
 
+# Files larger than this are refused before they are opened. SecureNN serving of a model this size
+# (some 60 million float32 weights) would need far more memory than a player has; the reference
+# CNN is 0.1 MB.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ModelSummary:
@@ -48,8 +53,12 @@ def load_keras_model(path, architecture=None):
     import tensorflow as tf
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
+    for file in (path, *([Path(architecture)] if architecture else [])):
+        if not file.is_file():
+            raise ModelError(f"{file}: no such file")
+        if (size := file.stat().st_size) > MAX_MODEL_BYTES:
+            raise ModelError(f"{file}: {size} bytes, over the {MAX_MODEL_BYTES} ({MAX_MODEL_BYTES >> 20} MiB) a model"
+                             " file may have; refused before reading it")
     try:
         with h5py.File(path, "r") as h5:
             config_text = h5.attrs.get("model_config")
