@@ -1,5 +1,6 @@
 """What the operator fills in when a PrivateModel leaves it out, and which images a PrivateModel
 may name; the chart sets both through env vars."""
+import copy
 import json
 import os
 from collections.abc import Mapping
@@ -23,8 +24,8 @@ class OperatorDefaults:
     service_monitor: bool = False
     service_monitor_labels: dict = field(default_factory=dict)
     # Resources of pods whose PrivateModel sets none: players, and serving with the sharing Job.
-    player_resources: dict = field(default_factory=lambda: json.loads(json.dumps(consts.DEFAULT_PLAYER_RESOURCES)))
-    serving_resources: dict = field(default_factory=lambda: json.loads(json.dumps(consts.DEFAULT_SERVING_RESOURCES)))
+    player_resources: dict = field(default_factory=lambda: copy.deepcopy(consts.DEFAULT_PLAYER_RESOURCES))
+    serving_resources: dict = field(default_factory=lambda: copy.deepcopy(consts.DEFAULT_SERVING_RESOURCES))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "OperatorDefaults":
@@ -77,7 +78,6 @@ def _json_object(environ: Mapping[str, str], variable: str, default: dict) -> di
 
 def _resources(environ: Mapping[str, str], variable: str, default: dict) -> dict:
     resources = _json_object(environ, variable, default)
-    text = environ.get(variable)
     if not set(resources) <= {"requests", "limits"}:
-        raise ValueError(f"{variable}: must be an object with requests and/or limits, got {text!r}")
+        raise ValueError(f"{variable}: must be an object with requests and/or limits, got {environ[variable]!r}")
     return resources

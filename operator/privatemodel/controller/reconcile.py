@@ -239,11 +239,9 @@ class Reconciliation:
 
     def _missing_sources(self, pods: list[dict]) -> list[str]:
         """What the waiting sharing pods' events say is missing (the operator cannot read Secrets)."""
-        missing = []
-        for pod in pods:
-            missing += [m for m in observe.missing_sources(self.kube.events(self.namespace, pod["metadata"]["name"]))
-                        if m not in missing]
-        return missing
+        # missing_sources keeps one of each, so the events of all pods go to it at once.
+        return observe.missing_sources([event for pod in pods
+                                        for event in self.kube.events(self.namespace, pod["metadata"]["name"])])
 
     def _shared(self, job_name: str, digest: str) -> str:
         self._condition(ConditionType.WEIGHTS_SHARED, True, Reason.SHARED, f"shared onto the players by job {job_name}")
