@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from privatemodel import contract
+from privatemodel.runtime.serving.batching import DEFAULT_BATCH_WAIT_SECONDS
 
 log = logging.getLogger("privatemodel")
 
@@ -80,6 +81,9 @@ def _parser():
     sub.add_argument("--wait-after-complete", action="store_true", help="after N requests refuse more but keep running until SIGTERM")
     sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch one request may carry")
     sub.add_argument("--warm-up", type=_sizes, default=[1], metavar="SIZES", help="batch sizes to compile before ready (default 1)")
+    sub.add_argument("--batch-wait-ms", type=_non_negative, default=1000 * DEFAULT_BATCH_WAIT_SECONDS, metavar="MS",
+                     help="coalesce concurrent requests into one MPC step, waiting at most this long after the oldest arrived "
+                          "(default %(default)g; 0: only what is already queued)")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here")
 
     sub = command("predict", _predict, "a private prediction: share the query, reconstruct the answer, here only")
@@ -106,6 +110,8 @@ def _parser():
     sub = command("bench", _bench, "latency and throughput: plaintext Keras, privatemodel, tf-encrypted's QueueServer")
     sub.add_argument("--output", default="build/bench.json")
     sub.add_argument("--requests", type=_positive, default=50, help="timed requests per configuration")
+    sub.add_argument("--only", choices=["concurrency"], help="run only this part: concurrency, 8 clients sending batch-1 requests at once")
+    sub.add_argument("--batch-wait-ms", type=_non_negative, metavar="MS", help="serve's --batch-wait-ms in the concurrency part (default: serve's)")
     return parser
 
 
@@ -141,7 +147,8 @@ def _serve(args):
     if args.tls_dir is None:
         raise hostmap.HostmapError("serve needs --tls-dir: clients reach it over HTTPS only")
     server = PrivateModelServer(hostmap.load(args.config), max_batch=args.max_batch, tls_dir=args.tls_dir, work_dir=os.environ.get("TMPDIR", "/tmp"))
-    endpoint = ServingEndpoint(server, args.port, args.tls_dir, args.host, args.num_requests, args.wait_after_complete)
+    endpoint = ServingEndpoint(server, args.port, args.tls_dir, args.host, args.num_requests, args.wait_after_complete,
+                               batch_wait=args.batch_wait_ms / 1000)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: endpoint.finished.set())
     endpoint.start_http()
@@ -224,7 +231,7 @@ def _demo(args):
 def _bench(args):
     from privatemodel.bench import run_bench
 
-    run_bench(Path(args.output), args.requests)
+    run_bench(Path(args.output), args.requests, args.only, args.batch_wait_ms)
 
 
 def _report(error, error_file):
@@ -277,6 +284,16 @@ def _positive(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number from 0, got {text}")
     return value
 
 

@@ -24,21 +24,26 @@ def test_batch_buckets():
 
 
 class RecordingServer:
-    """Stands in for PrivateModelServer: records ids, refuses id 0 before queueing and count 13 while running."""
+    """Stands in for PrivateModelServer: records the ids it answers and its batches; refuses id 0 before
+    queueing and count 13 in the batch's check."""
+
+    max_batch = contract.DEFAULT_MAX_BATCH
 
     def __init__(self):
         self.ids = []
+        self.batches = []
 
-    def check_request(self, request_id, count, share_id):
+    def validate(self, request_id, count, share_id):
         if request_id == rid(0):
-            raise RequestError("request 0 is not staged")
+            raise RequestError("request 0 is malformed")
 
-    def predict(self, request_id, count):
-        if count == 13:
-            raise RequestError("count 13 is unlucky")
-        if count == 7:  # a step that never ends, like one waiting on a lost player
+    def run_batch(self, requests):
+        if any(count == 7 for _, count in requests):  # a step that never ends, like one waiting on a lost player
             threading.Event().wait()
-        self.ids.append(request_id)
+        refused = {request_id: RequestError("count 13 is unlucky") for request_id, count in requests if count == 13}
+        self.batches.append(requests)
+        self.ids += [request_id for request_id, _ in requests if request_id not in refused]
+        return refused
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,7 @@ def test_bad_requests_are_refused_and_serving_goes_on(endpoint_factory):
     assert call(endpoint, "/v1/predict", b'{"id": "%s", "count": Infinity}' % rid(4).encode())[0] == 400
     assert call(endpoint, "/v1/predict", b"[" * 4000)[0] == 400  # nested deeper than the parser goes
     status, body = call(endpoint, "/v1/predict", {"id": rid(0), "count": 1})
-    assert status == 400 and "not staged" in body["error"]
+    assert status == 400 and "malformed" in body["error"]
     status, body = call(endpoint, "/v1/predict", {"id": rid(5), "count": 13})
     assert status == 400 and "unlucky" in body["error"]
     assert call(endpoint, "/v1/predict", {"id": rid(6), "count": 1}) == (200, {"ok": True})
@@ -160,7 +165,7 @@ def test_metrics_count_requests_by_outcome_and_time_the_steps(endpoint_factory):
     endpoint.ready = True
     assert call(endpoint, "/v1/predict", {"id": rid(1), "count": 1})[0] == 200
     assert call(endpoint, "/v1/predict", {"id": rid(2), "count": 1})[0] == 200
-    assert call(endpoint, "/v1/predict", {"id": rid(0), "count": 1})[0] == 400  # never staged
+    assert call(endpoint, "/v1/predict", {"id": rid(0), "count": 1})[0] == 400  # refused before it is queued
     samples = scrape(endpoint)
     requests = {outcome: samples[("privatemodel_serving_requests_total", (("outcome", outcome),))]
                 for outcome in ("answered", "refused", "failed")}
@@ -168,3 +173,49 @@ def test_metrics_count_requests_by_outcome_and_time_the_steps(endpoint_factory):
     assert samples[("privatemodel_serving_request_duration_seconds_count", ())] == 3
     assert samples[("privatemodel_serving_mpc_step_duration_seconds_count", ())] == 2  # refused before a step
     assert samples[("privatemodel_serving_queue_depth", ())] == 0
+    for name in ("batch_requests", "batch_rows", "queueing_delay_seconds"):
+        assert samples[(f"privatemodel_serving_{name}_count", ())] == 2
+
+
+def post_concurrently(endpoint, bodies):
+    """POST every body at once; the (status, body) replies in the same order."""
+    replies = [None] * len(bodies)
+
+    def post(index):
+        replies[index] = call(endpoint, "/v1/predict", bodies[index])
+
+    threads = [threading.Thread(target=post, args=(index,)) for index in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return replies
+
+
+def test_concurrent_requests_share_one_step_and_one_bad_request_fails_alone(endpoint_factory):
+    endpoint = endpoint_factory(batch_wait=2.0)  # long enough for all of them to arrive
+    endpoint.ready = True
+    counts = [1, 13, 2, 1]
+    replies = post_concurrently(endpoint, [{"id": rid(10 + index), "count": count} for index, count in enumerate(counts)])
+    assert [status for status, _ in replies] == [200, 400, 200, 200]
+    assert "unlucky" in replies[1][1]["error"]
+    assert max(len(batch) for batch in endpoint.server.batches) > 1
+    assert sorted(endpoint.server.ids) == [rid(10), rid(12), rid(13)]
+    samples = scrape(endpoint)
+    steps = samples[("privatemodel_serving_batch_requests_count", ())]
+    assert samples[("privatemodel_serving_batch_requests_sum", ())] == 4
+    assert samples[("privatemodel_serving_batch_rows_sum", ())] == sum(counts)
+    assert steps == len(endpoint.server.batches) < 4
+    assert samples[("privatemodel_serving_queueing_delay_seconds_count", ())] == 4
+
+
+def test_exactly_n_requests_under_concurrency(endpoint_factory):
+    endpoint = endpoint_factory(num_requests=3, batch_wait=2.0)
+    endpoint.ready = True
+    replies = post_concurrently(endpoint, [{"id": rid(20 + index), "count": 1} for index in range(6)])
+    statuses = sorted(status for status, _ in replies)
+    assert statuses == [200, 200, 200, 410, 410, 410]
+    assert all(len(batch) <= 3 for batch in endpoint.server.batches)
+    assert len(endpoint.server.ids) == 3
+    assert endpoint.finished.wait(5)
+    assert endpoint.status()["requestsServed"] == 3

@@ -176,30 +176,68 @@ def read_local_manifest(state_dir) -> dict | None:
         return None
 
 
-def read_request_input(player: str, request_id, count, example_shape):
-    """Graph op on `player`: the query share its ingress staged under request_id, [count, *example_shape]."""
+def _request_path(request_id, suffix):
+    import tensorflow as tf
+
+    return tf.strings.join([REQUESTS_DIR, "/", request_id, suffix])
+
+
+def read_request_inputs(player: str, request_ids, counts, example_shape):
+    """Graph op on `player`: the query shares its ingress staged under each id, one request after
+    another, [sum(counts), *example_shape]. A graph loop on the player: no share leaves it."""
     import tensorflow as tf
 
     with tf.device(device_name(player)):
-        path = tf.strings.join([REQUESTS_DIR, "/", request_id, ".in"])
-        flat = tf.io.decode_raw(tf.io.read_file(path), tf.int64, little_endian=True)
-        return tf.reshape(flat, tf.concat([[count], example_shape], axis=0))
+        rows = tf.TensorArray(tf.int64, size=tf.size(request_ids), infer_shape=False, element_shape=[None] + list(example_shape))
+
+        def read_one(index, rows):
+            flat = tf.io.decode_raw(tf.io.read_file(_request_path(request_ids[index], ".in")), tf.int64, little_endian=True)
+            return index + 1, rows.write(index, tf.reshape(flat, tf.concat([[counts[index]], example_shape], axis=0)))
+
+        _, rows = tf.while_loop(lambda index, _: index < tf.size(request_ids), read_one, (tf.constant(0), rows))
+        return rows.concat()
 
 
-def write_request_output(player: str, request_id, share) -> None:
-    """Graph op on `player`: the answer share, where its ingress hands it to the client."""
+def write_request_outputs(player: str, request_ids, counts, share) -> None:
+    """Graph op on `player`: each request's own rows of the answer share, under its own id, where its
+    ingress hands them to that request's client alone."""
     import tensorflow as tf
 
     with tf.device(device_name(player)):
-        path = tf.strings.join([REQUESTS_DIR, "/", request_id, ".out"])
-        tf.io.write_file(path, tf.io.serialize_tensor(share))
+        starts = tf.cumsum(counts, exclusive=True)
+
+        def write_one(index):
+            rows = share[starts[index]:starts[index] + counts[index]]
+            tf.io.write_file(_request_path(request_ids[index], ".out"), tf.io.serialize_tensor(rows))
+            return index + 1
+
+        tf.while_loop(lambda index: index < tf.size(request_ids), write_one, (tf.constant(0),))
 
 
-def request_staged(player: str, request_id: str) -> bool:
+def staged_input_bytes(player: str, request_ids):
+    """Graph op on `player`: the size of each request's staged input share, -1 where none is staged.
+    Only sizes leave the player; a missing file is looked for first, so it never fails an op there."""
     import tensorflow as tf
 
     with tf.device(device_name(player)):
-        return int(tf.size(tf.io.matching_files(f"{REQUESTS_DIR}/{request_id}.in"))) == 1
+        def size(request_id):
+            path = _request_path(request_id, ".in")
+            return tf.cond(tf.size(tf.io.matching_files(path)) > 0,
+                           lambda: tf.cast(tf.strings.length(tf.io.read_file(path)), tf.int64),
+                           lambda: tf.constant(-1, tf.int64))
+
+        return tf.map_fn(size, request_ids, fn_output_signature=tf.int64)
+
+
+def manifest_share_id(player: str):
+    """Graph op on `player`: the share id its manifest names, "" if it holds no manifest."""
+    import tensorflow as tf
+
+    with tf.device(device_name(player)):
+        text = tf.cond(tf.size(tf.io.matching_files(MANIFEST)) > 0, lambda: tf.io.read_file(MANIFEST), lambda: tf.constant(""))
+        # json.dumps writes '"share_id": "<hex>"'; a quote inside any other string is escaped, so this key is the real one.
+        found = tf.strings.regex_full_match(text, r'.*"share_id": "[0-9a-f]+".*')
+        return tf.where(found, tf.strings.regex_replace(text, r'^.*"share_id": "([0-9a-f]+)".*$', r"\1"), "")
 
 
 def parse_tensor_file(path) -> np.ndarray:

@@ -7,21 +7,24 @@ GET  /metrics      Prometheus metrics (serving/metrics.py): counts and durations
 POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the query was made for>"}:
                    the client staged its query shares under id on both holders' ingress; when this
                    returns 200 the answer shares wait there under the same id.
-Requests are checked (staged on both holders, for the shares being served) before they are queued,
-then run one at a time on one worker thread (TensorFlow graphs on the players), in arrival order.
+Requests are checked for form before they are queued, then coalesced: one worker thread takes the
+oldest request and those queued behind it while their rows fit the largest batch (waiting at most
+`batch_wait` after the oldest arrived, see batching.py) and runs them as one MPC step (TensorFlow
+graphs on the players), after one check of the whole batch (staged right on both holders, for the
+shares being served). A request refused by that check is told so alone; the others run.
 A lost player or a re-share (the loaded shares are stale) stops serving: the clients waiting get
 503 with the reason, and serve exits.
 """
 import contextlib
 import json
 import logging
-import queue
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from http import HTTPStatus
 
 from privatemodel.runtime.mpc.https import BadRequest, HTTPSServer, JSONHandler
+from privatemodel.runtime.serving.batching import DEFAULT_BATCH_WAIT_SECONDS, Job, RequestQueue
 from privatemodel.runtime.serving.metrics import CONTENT_TYPE, ServingMetrics
 from privatemodel.runtime.serving.server import RequestError, SharesReplaced
 
@@ -36,22 +39,24 @@ STEP_DEADLINE_SECONDS = 120.0
 
 
 class ServingEndpoint:
-    def __init__(self, server, port: int, tls_dir, host: str = "0.0.0.0", num_requests=None, wait_after_complete=False):
+    def __init__(self, server, port: int, tls_dir, host: str = "0.0.0.0", num_requests=None, wait_after_complete=False,
+                 batch_wait: float = DEFAULT_BATCH_WAIT_SECONDS):
         self.server = server
         self.num_requests = num_requests
+        self.batch_wait = batch_wait
         self.wait_after_complete = wait_after_complete
         self.ready = False
         self.requests_served = 0
         self.finished = threading.Event()  # set when serving should end (SIGTERM, N answered, player lost)
         self.failure = None  # why serving had to stop, if it was not asked to
-        self._jobs = queue.Queue()
-        self._in_flight = None  # the future of the request the worker runs
-        self._step_started = None  # monotonic time the request in flight started
+        self._jobs = RequestQueue()
+        self._in_flight = []  # the jobs of the batch the worker runs
+        self._step_started = None  # monotonic time the batch in flight started
         self._open_replies = 0  # clients waiting for their answer
         self._replies = threading.Condition()
         self._accepting = True
         self._state_lock = threading.Lock()
-        self.metrics = ServingMetrics(queue_depth=self._jobs.qsize)
+        self.metrics = ServingMetrics(queue_depth=lambda: len(self._jobs))
         self.http = HTTPSServer((host, port), _handler_for(self), tls_dir)
         self.port = self.http.server_address[1]
 
@@ -77,7 +82,7 @@ class ServingEndpoint:
         log.info("serving endpoint listening on port %d", self.port)
 
     def run(self, check_players=None, check_interval: float = 2.0) -> None:
-        """Answer requests until finished; the request in flight completes unless a player was lost.
+        """Answer requests until finished; the batch in flight completes unless a player was lost.
 
         check_players() raises when a player is gone: serving then stops at once with `failure` set,
         since graphs cannot finish without all three players.
@@ -90,11 +95,11 @@ class ServingEndpoint:
         with self._state_lock:
             self._accepting = False
         if self.failure is None:
-            self._jobs.put(None)
-            # The request in flight may finish; a step stuck on a player must not hold the exit.
+            self._jobs.close()
+            # The batch in flight may finish; a step stuck on a player must not hold the exit.
             worker.join(STOP_GRACE_SECONDS)
             if worker.is_alive():
-                self.failure = TimeoutError(f"the request in flight did not finish within {STOP_GRACE_SECONDS:.0f} s of stopping")
+                self.failure = TimeoutError(f"the requests in flight did not finish within {STOP_GRACE_SECONDS:.0f} s of stopping")
         if self.failure is not None:
             self._release_waiting(self.failure)
             with self._replies:
@@ -116,15 +121,11 @@ class ServingEndpoint:
         self.finished.set()
 
     def _release_waiting(self, error):
-        """The request in flight and the queued ones will get no answer: their clients are told why."""
+        """The requests in flight and the queued ones will get no answer: their clients are told why."""
         with self._state_lock:
-            waiting = [self._in_flight] if self._in_flight else []
-            while not self._jobs.empty():
-                job = self._jobs.get_nowait()
-                if job is not None:
-                    waiting.append(job[2])
-        for future in waiting:
-            _settle(future, error=error)
+            waiting = self._in_flight + self._jobs.drain()
+        for job in waiting:
+            _settle(job.future, error=error)
 
     @contextlib.contextmanager
     def replying(self):
@@ -139,67 +140,74 @@ class ServingEndpoint:
                 self._replies.notify_all()
 
     def submit(self, request_id, count, share_id=None) -> Future:
-        """Checked, then queued in arrival order; the future holds None or the RequestError."""
-        future = Future()
+        """Checked for form, then queued in arrival order; the future holds None or the RequestError."""
         with self._state_lock:
             if not self._accepting or self.completed:
                 raise _Refused(HTTPStatus.GONE, "this model has answered all its requests" if self.completed else "shutting down")
             if not self.ready:
                 raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE, "not ready yet")
-        try:
-            self.server.check_request(request_id, count, share_id)
-        except SharesReplaced as error:
-            self._fail(error)
-            raise
+        self.server.validate(request_id, count, share_id)
+        job = Job(request_id, count)
         with self._state_lock:
-            self._jobs.put((request_id, count, future))
-        return future
+            self._jobs.put(job)
+        return job.future
 
     def _work(self):
         while True:
-            job = self._jobs.get()
-            if job is None:
+            batch = self._jobs.take(self.server.max_batch, self._requests_left(), self.batch_wait)
+            if batch is None or not self._run(batch):
                 break
-            request_id, count, future = job
-            with self._state_lock:
-                self._in_flight = future
-            started = self._step_started = time.monotonic()
-            try:
-                self.server.predict(request_id, count)
-                self.metrics.step_seconds.observe(time.monotonic() - started)
-            except RequestError as error:
-                log.warning("request rejected: %s", error)
-                _settle(future, result=error)
-                continue
-            except ConnectionError as error:  # a player is gone; `run` tells the queued clients
-                _settle(future, error=error)
-                self._fail(error)
-                break
-            except Exception as error:  # noqa: BLE001 - reported to the client and logged; serving goes on
-                log.exception("request failed")
-                _settle(future, error=error)
-                continue
-            finally:
-                self._step_started = None
-                with self._state_lock:
-                    self._in_flight = None
-            with self._state_lock:
-                self.requests_served += 1
-                done = self.completed
-            log.info("request %d answered (batch %d) in %.1f ms", self.requests_served, count, 1000 * (time.monotonic() - started))
-            _settle(future)
-            if done:
+            if self.completed:
                 log.info("answered all %d requests", self.num_requests)
                 if not self.wait_after_complete:
                     self._drain_and_finish()
 
+    def _requests_left(self) -> int:
+        """No batch may take more requests than serving has left to answer (each has a row at least)."""
+        if self.num_requests is None:
+            return self.server.max_batch
+        return self.num_requests - self.requests_served
+
+    def _run(self, batch) -> bool:
+        """One MPC step for the batch; each client is told its own outcome. False: serving cannot go on."""
+        with self._state_lock:
+            self._in_flight = batch
+        started = self._step_started = time.monotonic()
+        self.metrics.observe_batch(batch, started)
+        try:
+            refused = self.server.run_batch([(job.request_id, job.count) for job in batch])
+            self.metrics.step_seconds.observe(time.monotonic() - started)
+        except (ConnectionError, SharesReplaced) as error:  # `run` tells the queued clients
+            for job in batch:
+                _settle(job.future, error=error)
+            self._fail(error)
+            return False
+        except Exception as error:  # noqa: BLE001 - reported to the clients and logged; serving goes on
+            log.exception("batch of %d request(s) failed", len(batch))
+            for job in batch:
+                _settle(job.future, error=error)
+            return True
+        finally:
+            self._step_started = None
+            with self._state_lock:
+                self._in_flight = []
+        for request_id, error in refused.items():
+            log.warning("request rejected: %s", error)
+        answered = [job for job in batch if job.request_id not in refused]
+        with self._state_lock:
+            self.requests_served += len(answered)
+        log.info("batch of %d request(s), %d row(s): %d answered in %.1f ms (%d so far)", len(batch), sum(job.count for job in batch),
+                 len(answered), 1000 * (time.monotonic() - started), self.requests_served)
+        for job in batch:
+            _settle(job.future, result=refused.get(job.request_id))
+        return True
+
     def _drain_and_finish(self):
         with self._state_lock:
             self._accepting = False
-        while not self._jobs.empty():
-            job = self._jobs.get_nowait()
-            if job is not None:
-                _settle(job[2], error=_Refused(HTTPStatus.GONE, "this model has answered all its requests"))
+            left = self._jobs.drain()
+        for job in left:
+            _settle(job.future, error=_Refused(HTTPStatus.GONE, "this model has answered all its requests"))
         self.finished.set()
 
 

@@ -1,10 +1,15 @@
 """Private predictions on the shares already on the players; no .h5 needed.
 
-One tf.function per batch size bucket: read the request's query shares where each holder's ingress
-staged them, run the SecureNN model, write the answer shares beside them for the ingress to hand
-to the client. Nothing is revealed anywhere: the client alone adds the two answer shares.
+Requests run in batches (the endpoint coalesces concurrent ones). Per batch, one small graph checks
+that the loaded shares are still the players' and that each request is staged on both holders with
+the size its count needs; then one tf.function per bucket of total rows reads every request's
+query shares where each holder's ingress staged them, runs the SecureNN model once, and writes each
+request's own rows of the answer shares beside its query, for the ingress to hand to that client.
+Nothing is revealed anywhere: only sizes and a share id come back; each client alone adds its two
+answer shares.
 """
 import copy
+import functools
 import logging
 import re
 import threading
@@ -31,6 +36,10 @@ class RequestError(ValueError):
 
 class SharesReplaced(RuntimeError):
     """The model was shared again: the shares this serve loaded are stale, it must not answer."""
+
+
+class _StagedInputChanged(Exception):
+    """A step could not read a staged input the check had found: a client deleted it, or it expired."""
 
 
 def batch_buckets(max_batch: int) -> list[int]:
@@ -71,27 +80,34 @@ class PrivateModelServer:
         log.info("loaded shares %s (%d weights) in %.1f s", share_id, len(self._weights), time.monotonic() - started)
 
     def warm_up(self, batch_sizes=(1,)) -> None:
-        """Trace and run each graph once, so the first real request is not the slow one."""
-        import tensorflow as tf
-
+        """Trace and run each graph (the check, each bucket's step) once, so the first real request is not the slow one."""
         for count in batch_sizes:
             started = time.monotonic()
-            zeros = np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()
-            for player in shares.SHARE_HOLDERS:
-                with tf.device(device_name(player)):
-                    tf.io.write_file(f"{shares.REQUESTS_DIR}/{WARM_UP_ID}.in", zeros)
-            self.predict(WARM_UP_ID, count)
-            for player in shares.SHARE_HOLDERS:
-                with tf.device(device_name(player)):
-                    for suffix in (".in", ".out"):
-                        tf.io.write_file(f"{shares.REQUESTS_DIR}/{WARM_UP_ID}{suffix}", b"")
+            self._write_warm_up_files({".in": np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()})
+            refused = self.run_batch([(WARM_UP_ID, count)])
+            if refused:
+                raise RuntimeError(f"warm-up of batch size {count} failed: {refused[WARM_UP_ID]}")
+            self._write_warm_up_files({".in": b"", ".out": b""})
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
+
+    @staticmethod
+    def _write_warm_up_files(contents: dict) -> None:
+        import tensorflow as tf
+
+        for player in shares.SHARE_HOLDERS:
+            with tf.device(device_name(player)):
+                for suffix, data in contents.items():
+                    path = f"{shares.REQUESTS_DIR}/{WARM_UP_ID}{suffix}"
+                    tf.io.write_file(path, data)
+                    # A remote write may still be queued when the call returns (a graph run next
+                    # could miss it): reading the file back waits for it.
+                    tf.strings.length(tf.io.read_file(path)).numpy()
 
     def check_players(self) -> None:
         hostmaps.check_reachable(self.hostmap, timeout=2.0)
 
-    def check_request(self, request_id, count, share_id=None) -> None:
-        """Before a request is queued: well-formed, for these shares, staged on both holders."""
+    def validate(self, request_id, count, share_id=None) -> None:
+        """Before a request is queued: well-formed and prepared for these shares (no player is asked)."""
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= self.max_batch:
             raise RequestError(f"count must be an integer from 1 to {self.max_batch}, got {count!r}")
         if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
@@ -101,27 +117,81 @@ class PrivateModelServer:
                 f"the client prepared its query for shares {share_id}, this server serves {self.manifest['share_id']}: "
                 "the model was shared again; fetch the model's metadata and retry"
             )
-        # The shares loaded stay in the players' memory after a re-share: never answer with them.
-        current = (shares.read_manifest("server0", self.hostmap["server0"], any_format=True) or {}).get("share_id")
-        if current != self.manifest["share_id"]:
+
+    def run_batch(self, requests: list[tuple[str, int]]) -> dict[str, RequestError]:
+        """Answer these (request id, count) pairs in one MPC step; the refused ones, by id, with why.
+
+        One client's request never fails the others: those not staged right are refused by the
+        check, and if a client changes its staged input during the step (a race the check cannot
+        close), the step runs again without it. Raises SharesReplaced, or the players' errors.
+        """
+        refused = self.refusals(requests)
+        runnable = [request for request in requests if request[0] not in refused]
+        if not runnable:
+            return refused
+        try:
+            self._run_step(runnable)
+        except _StagedInputChanged as error:
+            if len(runnable) == 1:
+                refused[runnable[0][0]] = RequestError(f"request {runnable[0][0]} {error}")
+            elif self.refusals(runnable):
+                refused.update(self.run_batch(runnable))
+            else:  # no one to blame by the check: alone, each request's error is its own
+                for request in runnable:
+                    refused.update(self.run_batch([request]))
+        return refused
+
+    def refusals(self, requests: list[tuple[str, int]]) -> dict[str, RequestError]:
+        """One call to the players for the whole batch: the loaded shares are still theirs (else
+        SharesReplaced), and each request's input is staged on both holders with its count's size."""
+        share_id, sizes = self._staged_sizes([request_id for request_id, _ in requests])
+        if share_id != self.manifest["share_id"]:
             raise SharesReplaced(
-                f"the model was shared again (now {current}); this serve loaded {self.manifest['share_id']} "
+                f"the model was shared again (now {share_id or None}); this serve loaded {self.manifest['share_id']} "
                 "and answers nothing more: start serve again"
             )
-        missing = [player for player in shares.SHARE_HOLDERS if not shares.request_staged(player, request_id)]
-        if missing:
-            raise RequestError(f"request {request_id} is not staged on {', '.join(missing)} (never staged, or expired)")
+        example_bytes = 8 * int(np.prod(self.summary.input_shape))
+        refused = {}
+        for index, (request_id, count) in enumerate(requests):
+            staged = {player: int(sizes[player][index]) for player in shares.SHARE_HOLDERS}
+            missing = [player for player, size in staged.items() if size < 0]
+            wrong = {player: size for player, size in staged.items() if size != count * example_bytes}
+            if missing:
+                refused[request_id] = RequestError(f"request {request_id} is not staged on {', '.join(missing)} (never staged, or expired)")
+            elif wrong:
+                found = ", ".join(f"{size} on {player}" for player, size in wrong.items())
+                refused[request_id] = RequestError(
+                    f"request {request_id} asks for {count} input(s) of shape {self.summary.input_shape}, {count * example_bytes} "
+                    f"bytes of int64 on each holder, but staged {found}: stage it again with X-Batch-Size {count}"
+                )
+        return refused
 
-    def predict(self, request_id: str, count: int) -> None:
+    def _staged_sizes(self, request_ids):
+        """(server0's share id, {holder: staged input bytes per request, -1 if none})."""
         import tensorflow as tf
 
-        bucket = next(size for size in self.buckets if size >= count)
+        # A file deleted between looking and reading fails the read: look again, it is then gone.
+        for attempt in range(3):
+            try:
+                share_id, sizes = self._staged_check(tf.constant(request_ids, tf.string))
+                return share_id.numpy().decode(), {player: size.numpy() for player, size in zip(shares.SHARE_HOLDERS, sizes)}
+            except tf.errors.NotFoundError:
+                if attempt == 2:
+                    raise
+
+    def _run_step(self, requests):
+        import tensorflow as tf
+
+        request_ids, counts = zip(*requests)
+        rows = sum(counts)
+        bucket = next(size for size in self.buckets if size >= rows)
         try:
-            self._step(bucket)(tf.constant(request_id), tf.constant(count, tf.int32))
+            self._step(bucket)(tf.constant(request_ids, tf.string), tf.constant(counts, tf.int32))
         except tf.errors.NotFoundError:
-            raise RequestError(f"request {request_id} expired before it ran") from None
+            raise _StagedInputChanged("was deleted or expired before it ran") from None
         except tf.errors.InvalidArgumentError as error:
-            raise RequestError(f"staged input does not fit the model input {self.summary.input_shape} x {count}: {error.message.splitlines()[0]}") from None
+            raise _StagedInputChanged(f"staged input changed and no longer fits the model input {self.summary.input_shape}: "
+                                      f"{error.message.splitlines()[0]}") from None
         except tf.errors.UnavailableError:
             self._name_lost_player()
             raise
@@ -140,6 +210,16 @@ class PrivateModelServer:
         factory = self.protocol.tensor_factory
         return tfe.protocol.pond.PondPrivateTensor(self.protocol, factory.tensor(share0), factory.tensor(share1), True)
 
+    @functools.cached_property
+    def _staged_check(self):
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def staged_check(request_ids):
+            return shares.manifest_share_id("server0"), [shares.staged_input_bytes(player, request_ids) for player in shares.SHARE_HOLDERS]
+
+        return staged_check
+
     def _step(self, bucket):
         with self._steps_lock:
             if bucket not in self._steps:
@@ -155,18 +235,18 @@ class PrivateModelServer:
         model.set_weights(list(self._weights))
         example_shape = list(self.summary.input_shape)
 
-        def padded_input(player, request_id, count):
-            rows = shares.read_request_input(player, request_id, count, example_shape)
+        def padded_input(player, request_ids, counts):
+            rows = shares.read_request_inputs(player, request_ids, counts, example_shape)
             with tf.device(device_name(player)):
-                padding = [[0, bucket - count]] + [[0, 0]] * len(example_shape)
+                padding = [[0, bucket - tf.shape(rows)[0]]] + [[0, 0]] * len(example_shape)
                 return tf.ensure_shape(tf.pad(rows, padding), [bucket] + example_shape)
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)])
-        def step(request_id, count):
-            x = self._private(padded_input("server0", request_id, count), padded_input("server1", request_id, count))
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32)])
+        def step(request_ids, counts):
+            x = self._private(*(padded_input(player, request_ids, counts) for player in shares.SHARE_HOLDERS))
             y = model(x)
             for player, share in zip(shares.SHARE_HOLDERS, (y.share0, y.share1)):
-                shares.write_request_output(player, request_id, share.value[:count])
+                shares.write_request_outputs(player, request_ids, counts, share.value)
 
         return step
 
