@@ -1,5 +1,6 @@
 """`make bench`: plaintext Keras vs privatemodel vs tf-encrypted's QueueServer, measured in one run,
-then private accuracy against Keras over the held-out digits (bench/accuracy.py).
+then concurrent clients (serving's dynamic batching, bench/concurrency.py), then private accuracy
+against Keras over the held-out digits (bench/accuracy.py).
 
 Everything runs on this machine: three players, the serving process and the client, first over
 loopback, then (as root) with each party in its own network namespace and the players joined by
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel.bench.accuracy import measure_accuracy
+from privatemodel.bench.concurrency import bench_concurrency, concurrency_table
 from privatemodel.runtime import reference
 from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 LARGE_BATCH = 32
 
 
-def run_bench(output: Path, requests: int) -> dict:
+def run_bench(output: Path, requests: int, only: str | None = None, batch_wait_ms: float | None = None) -> dict:
+    """Everything, or with only="concurrency" just the concurrent clients (a minute or two)."""
     import tensorflow as tf
 
     model_path = reference.trained_model_path()
@@ -35,17 +38,22 @@ def run_bench(output: Path, requests: int) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
         "requests": requests,
         "large_batch": LARGE_BATCH,
-        "plaintext": _bench_plaintext(model_path, x_test, requests),
     }
+    if only is None:
+        results["plaintext"] = _bench_plaintext(model_path, x_test, requests)
     with tempfile.TemporaryDirectory(prefix="privatemodel-bench-") as scratch:
         cluster = LocalCluster(scratch)
         try:
             cluster.up()
             subprocess.run(cluster.share_command(model_path), check=True)
-            results["privatemodel"] = _bench_private(cluster, x_test, requests)
-            results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
+            if only is None:
+                results["privatemodel"] = _bench_private(cluster, x_test, requests)
+                results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
+            results["concurrency"] = bench_concurrency(cluster, model_path, x_test, batch_wait_ms)
         finally:
             cluster.down()
+    if only is not None:
+        return _write(output, results, concurrency_table(results["concurrency"]))
     if os.geteuid() == 0:
         with tempfile.TemporaryDirectory(prefix="privatemodel-bench-mesh-") as scratch:
             cluster = LocalCluster(scratch, isolated=True)
@@ -58,9 +66,13 @@ def run_bench(output: Path, requests: int) -> dict:
     else:
         log.warning("not root: the TLS mesh configuration (network namespaces) is not measured")
     results["accuracy"] = measure_accuracy()
+    return _write(output, results, _table(results) + "\n\n" + concurrency_table(results["concurrency"]))
+
+
+def _write(output, results, table):
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
-    print(_table(results))
+    print(table)
     print(f"\nwritten to {output}")
     return results
 

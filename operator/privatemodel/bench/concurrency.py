@@ -1,0 +1,143 @@
+"""Concurrent clients: 8 client threads, each with its own PrivateClient, send batch-1 requests
+(each its own digit) to one serving, which coalesces them into MPC steps (dynamic batching).
+
+Measured: predictions per second over the whole run, each request's latency as its client sees it,
+the queueing delay and batch sizes from serving's own /metrics (the difference across the run), and
+every answer against plaintext Keras on the same digit, so a mix-up between clients would show.
+"""
+import ssl
+import threading
+import time
+import urllib.request
+
+import numpy as np
+
+from privatemodel import contract
+from privatemodel.runtime.local.cluster import LocalServing
+
+CLIENTS = 8
+REQUESTS = 200
+# Every bucket 8 batch-1 clients can fill, compiled before the clock starts.
+WARM_UP_SIZES = "1,2,4,8"
+
+
+def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=CLIENTS, requests=REQUESTS) -> dict:
+    import tensorflow as tf
+
+    plaintext = tf.keras.models.load_model(model_path, compile=False).predict(x_test, verbose=0)
+    extra_args = ["--warm-up", WARM_UP_SIZES] + (["--batch-wait-ms", str(batch_wait_ms)] if batch_wait_ms is not None else [])
+    serving = LocalServing(cluster)
+    serving.start(extra_args=extra_args)
+    try:
+        before = _scrape(serving)
+        started = time.perf_counter()
+        answers, latencies = _run_clients(cluster.access_path, x_test, clients, requests)
+        elapsed = time.perf_counter() - started
+        after = _scrape(serving)
+    finally:
+        serving.stop()
+    indices = sorted(answers)
+    private = np.stack([answers[index] for index in indices])
+    expected = plaintext[[index % len(x_test) for index in indices]]
+    return {
+        "clients": clients,
+        "requests": requests,
+        "batch_wait_ms": batch_wait_ms,
+        "answered": len(answers),
+        "throughput_per_s": len(answers) / elapsed,
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p95_ms": 1000 * float(np.percentile(latencies, 95)),
+        **_serving_side(before, after),
+        "max_abs_logit_difference": float(np.abs(private - expected).max()),
+        "argmax_agreement": float((private.argmax(axis=1) == expected.argmax(axis=1)).mean()),
+    }
+
+
+def _run_clients(access_path, x_test, clients, requests):
+    """Client k sends requests k, k + clients, ... one after another; request i asks about digit i."""
+    from privatemodel.runtime.client.client import PrivateClient
+
+    answers, latencies, errors = {}, [], []
+    lock = threading.Lock()
+
+    def client_loop(first):
+        try:
+            client = PrivateClient(access_path)
+            for index in range(first, requests, clients):
+                started = time.perf_counter()
+                answer = client.predict(x_test[index % len(x_test)])[0]
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    answers[index] = answer
+        except Exception as error:  # noqa: BLE001 - reported after the run
+            errors.append(f"client {first}: {error}")
+
+    threads = [threading.Thread(target=client_loop, args=(first,)) for first in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
+    return answers, latencies
+
+
+def _serving_side(before, after):
+    """What serving measured during the run: queueing delay (mean exact, p95 as the histogram's
+    bucket bound) and batch sizes (requests and rows per MPC step)."""
+    def delta(name):
+        return after[name] - before[name]
+
+    steps = delta("privatemodel_serving_batch_requests_count")
+    return {
+        "mpc_steps": int(steps),
+        "mean_batch_requests": delta("privatemodel_serving_batch_requests_sum") / steps,
+        "mean_batch_rows": delta("privatemodel_serving_batch_rows_sum") / steps,
+        "mean_queueing_ms": 1000 * delta("privatemodel_serving_queueing_delay_seconds_sum")
+                            / delta("privatemodel_serving_queueing_delay_seconds_count"),
+        "p95_queueing_ms_at_most": 1000 * _quantile_bound(before, after, "privatemodel_serving_queueing_delay_seconds", 0.95),
+        "mean_mpc_step_ms": 1000 * delta("privatemodel_serving_mpc_step_duration_seconds_sum") / steps,
+    }
+
+
+def _quantile_bound(before, after, name, quantile):
+    """The upper bound of the histogram bucket holding the quantile (of the run's observations)."""
+    buckets = sorted((float(le), after[f"{name}_bucket{{le={le}}}"] - before[f"{name}_bucket{{le={le}}}"])
+                     for le in _bucket_bounds(after, name))
+    total = buckets[-1][1]
+    return next(bound for bound, cumulative in buckets if cumulative >= quantile * total)
+
+
+def _bucket_bounds(samples, name):
+    prefix = f"{name}_bucket{{le="
+    return [key[len(prefix):-1] for key in samples if key.startswith(prefix)]
+
+
+def _scrape(serving) -> dict:
+    """Serving's /metrics as {name or name{le=bound}: value}, histograms' buckets included."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    context = ssl.create_default_context(cafile=str(serving.cluster.tls_dir("serve") / contract.TLS_CA))
+    context.check_hostname = False  # the certificate names the party ("serve"); the CA is checked
+    with urllib.request.urlopen(f"{serving.url}/metrics", timeout=10, context=context) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + (f"{{le={sample.labels['le']}}}" if "le" in sample.labels else "")
+            samples[key] = sample.value
+    return samples
+
+
+def concurrency_table(result) -> str:
+    return "\n".join([
+        f"{result['clients']} concurrent clients, batch-1 requests, {result['answered']} answered "
+        f"(serve --batch-wait-ms {result['batch_wait_ms'] if result['batch_wait_ms'] is not None else 'default'}):",
+        f"  throughput               {result['throughput_per_s']:.1f} predictions/s",
+        f"  latency p50 / p95        {result['p50_ms']:.1f} / {result['p95_ms']:.1f} ms",
+        f"  queueing delay mean/p95  {result['mean_queueing_ms']:.1f} / <= {result['p95_queueing_ms_at_most']:.1f} ms (arrival to batch start)",
+        f"  MPC steps                {result['mpc_steps']}, mean {result['mean_batch_requests']:.2f} requests "
+        f"({result['mean_batch_rows']:.2f} rows) and {result['mean_mpc_step_ms']:.1f} ms each",
+        f"  vs plaintext Keras       max |logit difference| {result['max_abs_logit_difference']:.3f}, "
+        f"argmax agreement {100 * result['argmax_agreement']:.1f}%",
+    ])
