@@ -117,7 +117,20 @@ def fix_default_args_check_of_json_configs() -> None:
             _replace(module, "default_args_check", _default_args_check)
 
 
+def fix_private_compare_permutation() -> None:
+    """SecureNN's PrivateCompare (inside every ReLU's least-significant-bit protocol) sent server2
+    each row's masked values in bit order, without the permutation the protocol requires: server2,
+    which knows the mask r, learned where the blinded input first differs from r, a leak of every
+    ReLU's input. The replacement permutes, and runs in small integers (private_compare.py)."""
+    from tf_encrypted.protocol.securenn import securenn
+
+    from privatemodel.runtime.mpc.private_compare import lsb_private
+
+    _replace(securenn, "_lsb_private", lsb_private)
+
+
 def apply_all() -> None:
     fix_avgpool2d_reshape_reduce()
+    fix_private_compare_permutation()
     fix_avgpool2d_same_padding()
     fix_default_args_check_of_json_configs()

@@ -4,8 +4,10 @@
 //   secure_seeded_random_uniform(shape, seed, minval, maxval)
 //   secure_random_uniform(shape, minval, maxval)
 //   secure_seed()
-// for int8/int16/int32/int64. The i128 variants are left out: the project only
-// uses tf-encrypted's int64 tensor factory.
+// for int8/int16/int32/int64; and, since it draws on the same seeded streams, one share holder's
+// part of SecureNN's PrivateCompare (private_compare.py):
+//   secure_nn_comparison_terms(bits, c, beta, mask_seed, order_seed, prime, first)
+// The i128 variants are left out: the project only uses tf-encrypted's int64 tensor factory.
 //
 // Randomness comes from libsodium: randombytes_buf (the OS CSPRNG) for fresh
 // values and seeds; a ChaCha20 keystream keyed by the seed for seeded values, so
@@ -16,6 +18,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
+#include <vector>
 #include <type_traits>
 
 #include "tensorflow/core/framework/op.h"
@@ -217,6 +221,102 @@ class SecureRandomUniformOp : public SodiumOpKernel {
   }
 };
 
+// One share holder's part of SecureNN's PrivateCompare (Wagh et al., Algorithm 3), in one pass.
+// For each element: the terms c_i over bit positions i, computed from this holder's shares of the
+// bits of server2's mask r, the public value c and the public bit beta; times a nonzero mask and
+// permuted, both expanded from seeds the two holders share and server2 does not know. Server2 adds
+// the two holders' rows: the sum is zero at one position at most, and where is random.
+class ComparisonTermsOp : public SodiumOpKernel {
+ public:
+  explicit ComparisonTermsOp(OpKernelConstruction* context) : SodiumOpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("prime", &prime_));
+    OP_REQUIRES_OK(context, context->GetAttr("first", &first_));
+    OP_REQUIRES(context, prime_ > 2 && prime_ < 256,
+                errors::InvalidArgument("prime must lie in (2, 256), got ", prime_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& bits = context->input(0);
+    const Tensor& c = context->input(1);
+    const Tensor& beta = context->input(2);
+    OP_REQUIRES(context, bits.dims() >= 1 && bits.dim_size(bits.dims() - 1) >= 1 &&
+                             bits.dim_size(bits.dims() - 1) <= 64,
+                errors::InvalidArgument("bits must have 1 to 64 positions, got shape ",
+                                        bits.shape().DebugString()));
+    const int64_t length = bits.dim_size(bits.dims() - 1);
+    const int64_t rows = bits.NumElements() / length;
+    OP_REQUIRES(context, c.NumElements() == rows && beta.NumElements() == rows,
+                errors::InvalidArgument("c and beta need one value per row of bits: ", rows,
+                                        " rows, got ", c.NumElements(), " and ",
+                                        beta.NumElements()));
+    for (int seed_input : {3, 4}) {
+      const Tensor& seed = context->input(seed_input);
+      OP_REQUIRES(context, seed.dims() == 1 && seed.NumElements() == kSeedWords,
+                  errors::InvalidArgument("seeds must be int32 vectors of shape [", kSeedWords,
+                                          "], got shape ", seed.shape().DebugString()));
+    }
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, bits.shape(), &output));
+
+    const uint8_t* bit_shares = bits.flat<uint8_t>().data();
+    const int64_t* c_values = c.flat<int64_t>().data();
+    const int64_t* beta_values = beta.flat<int64_t>().data();
+    uint8_t* out = output->flat<uint8_t>().data();
+    SeededBytes mask_source(reinterpret_cast<const unsigned char*>(context->input(3).flat<int32_t>().data()));
+    SeededBytes order_source(reinterpret_cast<const unsigned char*>(context->input(4).flat<int32_t>().data()));
+    WordReader<SeededBytes> masks(&mask_source);
+    WordReader<SeededBytes> orders(&order_source);
+    const int32_t p = static_cast<int32_t>(prime_);
+    const int32_t public_part = first_ ? 1 : 0;  // public terms go to the first holder's share
+    std::vector<int32_t> terms(length), order(length);
+
+    for (int64_t row = 0; row < rows; ++row, bit_shares += length, out += length) {
+      const int32_t beta_bit = static_cast<int32_t>(beta_values[row] & 1);
+      // s = c + beta, wrapping in c's 64-bit ring as tf-encrypted's r + 1 does.
+      const uint64_t s = static_cast<uint64_t>(c_values[row]) + static_cast<uint64_t>(beta_bit);
+      const int32_t sign = 1 - 2 * beta_bit;
+      if (beta_bit == 1 && s == 0) {
+        // c was 2^64 - 1: the answer is known; the row [0, 1, 1, ...] holds its single zero.
+        for (int64_t i = 0; i < length; ++i) terms[i] = public_part * (i == 0 ? 0 : 1);
+      } else {
+        int32_t w_above = 0;  // sum over higher positions of (r_i XOR s_i), on shares
+        for (int64_t i = length - 1; i >= 0; --i) {
+          const int32_t s_bit = static_cast<int32_t>((s >> i) & 1);
+          const int32_t x = bit_shares[i];
+          terms[i] = Mod((public_part * s_bit - x) * sign + public_part + w_above, p);
+          w_above = Mod(w_above + x + public_part * s_bit - 2 * x * s_bit, p);
+        }
+      }
+      for (int64_t i = 0; i < length; ++i) {
+        int32_t mask;
+        OP_REQUIRES(context, SampleUniform(&masks, int32_t{1}, p, &mask, 1), Exhausted());
+        terms[i] = (terms[i] * mask) % p;
+        order[i] = static_cast<int32_t>(i);
+      }
+      // Fisher-Yates: a uniformly random order of this row's positions.
+      for (int64_t i = length - 1; i > 0; --i) {
+        int32_t j;
+        OP_REQUIRES(context, SampleUniform(&orders, int32_t{0}, static_cast<int32_t>(i + 1), &j, 1),
+                    Exhausted());
+        std::swap(order[i], order[j]);
+      }
+      for (int64_t i = 0; i < length; ++i) out[i] = static_cast<uint8_t>(terms[order[i]]);
+    }
+  }
+
+ private:
+  static int32_t Mod(int32_t value, int32_t p) {
+    const int32_t rest = value % p;
+    return rest < 0 ? rest + p : rest;
+  }
+  static Status Exhausted() {
+    return errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes");
+  }
+
+  int64_t prime_;
+  bool first_;
+};
+
 class SecureSeedOp : public SodiumOpKernel {
  public:
   using SodiumOpKernel::SodiumOpKernel;
@@ -275,6 +375,21 @@ REGISTER_OP("SecureRandomUniform")
     })
     .Doc("Integers uniform in [minval, maxval) from the operating system's CSPRNG.");
 
+REGISTER_OP("SecureNNComparisonTerms")
+    .Input("bits: uint8")
+    .Input("c: int64")
+    .Input("beta: int64")
+    .Input("mask_seed: int32")
+    .Input("order_seed: int32")
+    .Output("output: uint8")
+    .Attr("prime: int")
+    .Attr("first: bool")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return ::tensorflow::OkStatus();
+    })
+    .Doc("One share holder's masked, permuted PrivateCompare terms (SecureNN, Algorithm 3).");
+
 REGISTER_OP("SecureSeed")
     .Output("output: int32")
     .SetIsStateful()
@@ -298,3 +413,4 @@ REGISTER_UNIFORM_KERNELS(int32_t);
 REGISTER_UNIFORM_KERNELS(int64_t);
 
 REGISTER_KERNEL_BUILDER(Name("SecureSeed").Device(DEVICE_CPU), SecureSeedOp);
+REGISTER_KERNEL_BUILDER(Name("SecureNNComparisonTerms").Device(DEVICE_CPU), ComparisonTermsOp);

@@ -1,0 +1,108 @@
+"""SecureNN's ReLU (private_compare.py): right answers, and nothing positional for server2.
+
+server2 knows its mask r; in every comparison it sees one row of values per element, with a zero
+where the blinded input first differs from r. Unpermuted (tf-encrypted 0.9.1), where that zero
+sits tells server2 about the input; permuted, it must be uniform whatever the input.
+Everything runs in this process (tfe.LocalConfig), eagerly, so server2's view can be recorded.
+"""
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+
+from privatemodel.runtime.mpc import private_compare, secure_random, tfe_fixes
+from privatemodel.runtime.mpc.tfe import tfe
+from tf_encrypted.protocol.securenn import securenn
+
+BITS = 64
+# Uniformity is rejected only below this p-value: a false alarm about once in a million runs.
+SIGNIFICANCE = 1e-6
+FIXED_SEED = [12345678, 1, 2, 3, 4, 5, 6, 7]
+
+
+def private_relu(protocol, x):
+    return protocol.relu(tfe.define_private_variable(x)).reveal().to_native().numpy()
+
+
+def zero_positions(rows: np.ndarray) -> np.ndarray:
+    """Where server2 finds the zero, in the rows that hold one."""
+    found = rows == 0
+    return np.argmax(found[found.any(axis=-1)], axis=-1)
+
+
+def positions_p_value(positions) -> float:
+    return scipy.stats.chisquare(np.bincount(positions, minlength=BITS)).pvalue
+
+
+def test_relu_matches_plaintext_across_signs_and_magnitudes(protocol):
+    unit = 1 / protocol.fixedpoint_config.scaling_factor
+    x = np.concatenate([
+        np.random.default_rng(0).uniform(-100, 100, size=500),
+        [0.0, unit, -unit, 2 * unit, -2 * unit, 0.5, -0.5, 1000.0, -1000.0],
+    ])
+    # Within two units in the last place: inputs are encoded, and a share may wrap (see tf-encrypted's cast_backing).
+    np.testing.assert_allclose(private_relu(protocol, x), np.maximum(x, 0), rtol=0, atol=2 * unit)
+
+
+def test_server2_sees_the_zero_at_a_uniformly_random_position(protocol, monkeypatch):
+    seen = []
+    has_zero = private_compare.has_zero
+
+    def record(sent_0, sent_1, prime):
+        seen.append(((sent_0.numpy().astype(np.int32) + sent_1.numpy()) % prime))
+        return has_zero(sent_0, sent_1, prime)
+
+    monkeypatch.setattr(private_compare, "has_zero", record)
+    # One input value, repeated: without the permutation its zeros gather around one position.
+    private_relu(protocol, np.full(4096, 0.75))
+
+    (rows,) = seen
+    positions = zero_positions(rows)
+    assert len(positions) > 1000  # about half the rows hold a zero (beta decides)
+    assert positions_p_value(positions) > SIGNIFICANCE
+
+
+def test_tf_encrypteds_original_showed_server2_where_the_input_differs(protocol, monkeypatch):
+    """The breakage the fix removes: the same input through tf-encrypted's own protocol."""
+    monkeypatch.setattr(securenn, "_lsb_private", tfe_fixes.ORIGINALS[(securenn, "_lsb_private")])
+    seen = []
+    reconstruct = protocol._reconstruct
+
+    def record(share0, share1):
+        value = reconstruct(share0, share1)
+        if share0.shape[-1] == BITS and share0.factory is protocol.prime_factory:  # the masked rows
+            seen.append(value.value.numpy())
+        return value
+
+    monkeypatch.setattr(protocol, "_reconstruct", record)
+    private_relu(protocol, np.full(4096, 0.75))
+
+    (rows,) = seen
+    positions = zero_positions(rows)
+    assert positions_p_value(positions) < SIGNIFICANCE
+    # Nearly every zero sits a few bits above the input's top bit (2 * 0.75 is about 2**16.6 in
+    # fixed point): server2 reads the input's magnitude off the positions.
+    assert np.mean((positions >= 10) & (positions < 30)) > 0.99
+
+
+def comparison_terms(bits, c, beta, prime=107):
+    seed = tf.constant(FIXED_SEED)
+    return secure_random.load().secure_nn_comparison_terms(bits, c, beta, seed, seed, prime=prime, first=True)
+
+
+def test_the_kernel_refuses_rows_that_do_not_match_with_a_clear_error():
+    bits = tf.zeros([3, BITS], tf.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one value per row of bits: 3 rows, got 2 and 3"):
+        comparison_terms(bits, tf.zeros([2], tf.int64), tf.zeros([3], tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1 to 64 positions"):
+        comparison_terms(tf.zeros([3, 65], tf.uint8), tf.zeros([3], tf.int64), tf.zeros([3], tf.int64))
+
+
+def test_each_row_holds_one_zero_where_the_bits_first_differ_and_is_permuted():
+    """With the whole of r's bits in one share: c = r gives no zero (not r > c), c = r - 1 one."""
+    r = np.array([5, 2**40 + 3, 12345], dtype=np.int64)
+    bits = ((r[:, None] >> np.arange(BITS)) & 1).astype(np.uint8)
+    zeros = tf.zeros([3], tf.int64)
+    assert (comparison_terms(bits, r, zeros).numpy() != 0).all()
+    rows = comparison_terms(bits, r - 1, zeros).numpy()
+    assert ((rows == 0).sum(axis=-1) == 1).all()
