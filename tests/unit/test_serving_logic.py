@@ -219,3 +219,46 @@ def test_exactly_n_requests_under_concurrency(endpoint_factory):
     assert len(endpoint.server.ids) == 3
     assert endpoint.finished.wait(5)
     assert endpoint.status()["requestsServed"] == 3
+
+
+def server_with(staged, failing_step):
+    """A PrivateModelServer whose players are stand-ins: `staged` ids pass the check, and a step
+    fails as a vanished or changed input makes it when failing_step(ids of the step) says so."""
+    from privatemodel.runtime.serving import server as servers
+
+    server = servers.PrivateModelServer(hostmap={})
+    server.steps = []
+
+    def refusals(requests):
+        return {request_id: RequestError(f"{request_id} is not staged") for request_id, _ in requests if request_id not in staged}
+
+    def run_step(requests):
+        ids = [request_id for request_id, _ in requests]
+        server.steps.append(ids)
+        if failing_step(ids):
+            raise servers._StagedInputChanged("was deleted or expired before it ran")
+
+    server.refusals, server._run_step = refusals, run_step
+    return server
+
+
+def test_a_request_deleted_during_its_step_is_refused_alone_and_the_others_run_again():
+    staged = {rid(1), rid(2), rid(3)}
+
+    def deleted_during_the_first_step(ids):
+        if len(server.steps) == 1:
+            staged.discard(rid(2))
+            return True
+        return False
+
+    server = server_with(staged, deleted_during_the_first_step)
+    refused = server.run_batch([(rid(1), 1), (rid(2), 2), (rid(3), 1)])
+    assert list(refused) == [rid(2)] and "not staged" in str(refused[rid(2)])
+    assert server.steps == [[rid(1), rid(2), rid(3)], [rid(1), rid(3)]]
+
+
+def test_a_step_failure_the_check_cannot_explain_is_pinned_on_its_request_by_running_each_alone():
+    server = server_with({rid(1), rid(2), rid(3)}, lambda ids: rid(2) in ids)
+    refused = server.run_batch([(rid(1), 1), (rid(2), 1), (rid(3), 1)])
+    assert list(refused) == [rid(2)] and str(refused[rid(2)]) == f"request {rid(2)} was deleted or expired before it ran"
+    assert server.steps == [[rid(1), rid(2), rid(3)], [rid(1)], [rid(2)], [rid(3)]]
