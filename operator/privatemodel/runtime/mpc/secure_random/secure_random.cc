@@ -231,8 +231,9 @@ class ComparisonTermsOp : public SodiumOpKernel {
   explicit ComparisonTermsOp(OpKernelConstruction* context) : SodiumOpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("prime", &prime_));
     OP_REQUIRES_OK(context, context->GetAttr("first", &first_));
-    OP_REQUIRES(context, prime_ > 2 && prime_ < 256,
-                errors::InvalidArgument("prime must lie in (2, 256), got ", prime_));
+    // Masks and swap indices are drawn a byte at a time: the prime and a row must fit in int8.
+    OP_REQUIRES(context, prime_ > 2 && prime_ < 128,
+                errors::InvalidArgument("prime must lie in (2, 128), got ", prime_));
   }
 
   void Compute(OpKernelContext* context) override {
@@ -288,15 +289,16 @@ class ComparisonTermsOp : public SodiumOpKernel {
         }
       }
       for (int64_t i = 0; i < length; ++i) {
-        int32_t mask;
-        OP_REQUIRES(context, SampleUniform(&masks, int32_t{1}, p, &mask, 1), Exhausted());
+        int8_t mask;
+        OP_REQUIRES(context, SampleUniform(&masks, int8_t{1}, static_cast<int8_t>(p), &mask, 1),
+                    Exhausted());
         terms[i] = (terms[i] * mask) % p;
         order[i] = static_cast<int32_t>(i);
       }
       // Fisher-Yates: a uniformly random order of this row's positions.
       for (int64_t i = length - 1; i > 0; --i) {
-        int32_t j;
-        OP_REQUIRES(context, SampleUniform(&orders, int32_t{0}, static_cast<int32_t>(i + 1), &j, 1),
+        int8_t j;
+        OP_REQUIRES(context, SampleUniform(&orders, int8_t{0}, static_cast<int8_t>(i + 1), &j, 1),
                     Exhausted());
         std::swap(order[i], order[j]);
       }
