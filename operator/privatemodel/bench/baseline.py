@@ -2,7 +2,9 @@
 
 Run as two processes, like its users do: `python -m privatemodel.bench.baseline server|client ...`.
 The client prints one JSON line of timings. Note the baseline reveals every answer to server0 and
-server1 (tf-encrypted's default); it is here for speed comparison only.
+server1 (tf-encrypted's default); it is here for speed comparison only. It runs tf-encrypted's own
+protocol code: the project's fixes it needs to run at all stay (the secure random op, average
+pooling), its faster and permuted ReLU protocol (private_compare.py) does not.
 """
 import argparse
 import json
@@ -29,7 +31,10 @@ def main():
     from privatemodel.runtime.serving.server import _with_batch_size
     from privatemodel.runtime.mpc.session import connect_securenn
     from privatemodel.runtime.mpc.tfe import tfe
+    from privatemodel.runtime.mpc.tfe_fixes import ORIGINALS
+    from tf_encrypted.protocol.securenn import securenn
 
+    securenn._lsb_private = ORIGINALS[(securenn, "_lsb_private")]
     connect_securenn(hostmap.load(args.config), "serve")
     keras_model = tf.keras.models.load_model(args.model, compile=False)
     input_shape = [args.batch] + list(keras_model.input_shape[1:])
