@@ -2,6 +2,7 @@
 import json
 import subprocess
 import threading
+import time
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,15 @@ def test_private_logits_match_plaintext_on_100_digits(client, reference_model):
     x, plaintext = reference_model["x"][:100], reference_model["plaintext"][:100]
     private = np.concatenate([client.predict(x[start : start + 25]) for start in range(0, 100, 25)])
     assert_matches_plaintext(private, plaintext)
+
+
+def test_the_client_says_where_its_time_went(client, reference_model):
+    started = time.monotonic()
+    client.predict(reference_model["x"][:2])
+    elapsed_ms = 1000 * (time.monotonic() - started)
+    phases = client.last_phases_ms
+    assert list(phases) == ["stage", "run", "collect"]
+    assert all(ms > 0 for ms in phases.values()) and sum(phases.values()) <= elapsed_ms
 
 
 def test_predict_command_reads_png_and_prints_json(cluster, serving, reference_model, tmp_path):

@@ -115,6 +115,7 @@ class PrivateClient:
         context = ssl.create_default_context(cadata=access["ca"])
         self.serving = _Party(SERVING, access["serving"], context, timeout)
         self.holders = [_Party(player, access[player], context, timeout) for player in contract.SHARE_HOLDERS]
+        self.last_phases_ms = dict.fromkeys(PHASES, 0.0)  # the last predict's time, by phase
         self.refresh_metadata()
 
     def refresh_metadata(self) -> None:
@@ -134,9 +135,11 @@ class PrivateClient:
         logits, or probabilities when the model ends in softmax/sigmoid (applied here, after reconstruction)."""
         batch = self.check_query(x)
         started = time.monotonic()
+        self.last_phases_ms = dict.fromkeys(PHASES, 0.0)
         answers = [self._predict_batch(batch[start:start + self.max_batch]) for start in range(0, len(batch), self.max_batch)]
         answer = np.concatenate(answers)
-        log.info("private prediction of %d example(s) in %.1f ms", len(batch), 1000 * (time.monotonic() - started))
+        log.info("private prediction of %d example(s) in %.1f ms (%s)", len(batch), 1000 * (time.monotonic() - started),
+                 ", ".join(f"{phase} {ms:.1f} ms" for phase, ms in self.last_phases_ms.items()))
         return apply_output_activation(answer, self.output_activation)
 
     def check_query(self, x) -> np.ndarray:
@@ -161,14 +164,18 @@ class PrivateClient:
         request_id = secrets.token_hex(16)
         tokens = [secrets.token_urlsafe(32) for _ in self.holders]
         staged = []
+        clock = _PhaseClock(self.last_phases_ms)
         try:
             for holder, token, share in zip(self.holders, tokens, self._share(batch)):
                 holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
                                headers=_auth(token, {"Content-Type": "application/octet-stream", "X-Batch-Size": str(len(batch))}))
                 staged.append((holder, token))
+            clock.lap("stage")
             body = json.dumps({"id": request_id, "count": len(batch), "shareId": self.share_id}).encode()
             self.serving.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
+            clock.lap("run")
             parts = [self._collect(holder, token, request_id) for holder, token in staged]
+            clock.lap("collect")
         except BaseException:
             self._drop(request_id, staged)
             raise
@@ -197,6 +204,22 @@ class PrivateClient:
                 holder.request("DELETE", f"/v2/requests/{request_id}", headers=_auth(token), ok=(200, 404))
             except ServingError:
                 pass
+
+
+# Where a prediction's time goes, as the client sees it: sharing the query and staging a share on
+# each holder; serving's run (queueing, its checks, the MPC step); collecting the answer shares.
+PHASES = ("stage", "run", "collect")
+
+
+class _PhaseClock:
+    def __init__(self, totals_ms: dict):
+        self.totals_ms = totals_ms
+        self.started = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.totals_ms[phase] += 1000 * (now - self.started)
+        self.started = now
 
 
 def _auth(token, headers=None):
