@@ -82,7 +82,7 @@ def _parser():
     sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch one request may carry")
     sub.add_argument("--warm-up", type=_sizes, default=[1], metavar="SIZES", help="batch sizes to compile before ready (default 1)")
     sub.add_argument("--batch-wait-ms", type=_non_negative, default=1000 * DEFAULT_BATCH_WAIT_SECONDS, metavar="MS",
-                     help="coalesce concurrent requests into one MPC step, waiting at most this long after the oldest arrived "
+                     help="coalesce concurrent requests into one MPC step, delaying none by more than this "
                           "(default %(default)g; 0: only what is already queued)")
     sub.add_argument("--error-file", help="also write a failure's one-line reason here")
 

@@ -8,8 +8,8 @@ POST /v1/predict   {"id": "<request id>", "count": n, "shareId": "<shares the qu
                    the client staged its query shares under id on both holders' ingress; when this
                    returns 200 the answer shares wait there under the same id.
 Requests are checked for form before they are queued, then coalesced: one worker thread takes the
-oldest request and those queued behind it while their rows fit the largest batch (waiting at most
-`batch_wait` after the oldest arrived, see batching.py) and runs them as one MPC step (TensorFlow
+oldest request and those queued behind it while their rows fit the largest batch (delaying none
+by more than `batch_wait`, see batching.py) and runs them as one MPC step (TensorFlow
 graphs on the players), after one check of the whole batch (staged right on both holders, for the
 shares being served). A request refused by that check is told so alone; the others run.
 A lost player or a re-share (the loaded shares are stale) stops serving: the clients waiting get

@@ -178,6 +178,9 @@ class PrivateModelServer:
             except tf.errors.NotFoundError:
                 if attempt == 2:
                     raise
+            except tf.errors.UnavailableError:
+                self._name_lost_player()
+                raise
 
     def _run_step(self, requests):
         import tensorflow as tf

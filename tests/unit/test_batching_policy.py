@@ -1,5 +1,6 @@
 """Serving's batching policy: which queued requests the next MPC step takes, and how long it waits."""
 import threading
+import time
 
 from privatemodel.runtime.serving.batching import Job, RequestQueue, batch_length
 
@@ -31,6 +32,15 @@ def test_waits_for_more_until_the_batch_is_full():
     jobs = queue_of(1)
     threading.Timer(0.1, lambda: jobs.put(Job("late", 3))).start()
     assert [job.count for job in jobs.take(max_rows=64, max_requests=2, wait=30.0)] == [1, 3]
+
+
+def test_the_wait_counts_from_when_the_worker_is_free_if_the_oldest_came_earlier():
+    """Under load the oldest request arrived during the last step: clients still fetching their
+    answers then are waited for all the same."""
+    jobs = RequestQueue()
+    jobs.put(Job("waited through the last step", 1, arrived=time.monotonic() - 60))
+    threading.Timer(0.1, lambda: jobs.put(Job("late", 1))).start()
+    assert [job.request_id for job in jobs.take(max_rows=64, max_requests=2, wait=30.0)] == ["waited through the last step", "late"]
 
 
 def test_a_full_batch_goes_without_waiting():
