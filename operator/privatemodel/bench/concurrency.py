@@ -2,9 +2,11 @@
 (each its own digit) to one serving, which coalesces them into MPC steps (dynamic batching).
 
 Measured: predictions per second over the whole run, each request's latency as its client sees it,
-the queueing delay and batch sizes from serving's own /metrics (the difference across the run), and
-every answer against plaintext Keras on the same digit, so a mix-up between clients would show.
+the queueing delay and batch sizes from serving's own /metrics (the difference across the run),
+the CPU time each process spent per prediction (all of them share this machine's cores), and every
+answer against plaintext Keras on the same digit, so a mix-up between clients would show.
 """
+import os
 import ssl
 import threading
 import time
@@ -28,12 +30,14 @@ def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=C
     extra_args = ["--warm-up", WARM_UP_SIZES] + (["--batch-wait-ms", str(batch_wait_ms)] if batch_wait_ms is not None else [])
     serving = LocalServing(cluster)
     serving.start(extra_args=extra_args)
+    pids = {name: process.pid for name, process in cluster.players.items()}
+    pids.update(serve=serving.process.pid, clients=os.getpid())
     try:
-        before = _scrape(serving)
+        before, cpu_before = _scrape(serving), _cpu_seconds(pids)
         started = time.perf_counter()
         answers, latencies = _run_clients(cluster.access_path, x_test, clients, requests)
         elapsed = time.perf_counter() - started
-        after = _scrape(serving)
+        after, cpu_after = _scrape(serving), _cpu_seconds(pids)
     finally:
         serving.stop()
     indices = sorted(answers)
@@ -48,6 +52,7 @@ def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=C
         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
         "p95_ms": 1000 * float(np.percentile(latencies, 95)),
         **_serving_side(before, after),
+        "cpu_ms_per_prediction": {name: 1000 * (cpu_after[name] - cpu_before[name]) / len(answers) for name in pids},
         "max_abs_logit_difference": float(np.abs(private - expected).max()),
         "argmax_agreement": float((private.argmax(axis=1) == expected.argmax(axis=1)).mean()),
     }
@@ -113,6 +118,17 @@ def _bucket_bounds(samples, name):
     return [key[len(prefix):-1] for key in samples if key.startswith(prefix)]
 
 
+def _cpu_seconds(pids) -> dict:
+    """User and system CPU time each process has used so far (threads included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for name, pid in pids.items():
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        seconds[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
 def _scrape(serving) -> dict:
     """Serving's /metrics as {name or name{le=bound}: value}, histograms' buckets included."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -138,6 +154,8 @@ def concurrency_table(result) -> str:
         f"  queueing delay mean/p95  {result['mean_queueing_ms']:.1f} / <= {result['p95_queueing_ms_at_most']:.1f} ms (arrival to batch start)",
         f"  MPC steps                {result['mpc_steps']}, mean {result['mean_batch_requests']:.2f} requests "
         f"({result['mean_batch_rows']:.2f} rows) and {result['mean_mpc_step_ms']:.1f} ms each",
+        "  CPU per prediction       " + ", ".join(f"{name} {ms:.1f}" for name, ms in result["cpu_ms_per_prediction"].items())
+        + f" ms (total {sum(result['cpu_ms_per_prediction'].values()):.1f} ms on {os.cpu_count()} cores)",
         f"  vs plaintext Keras       max |logit difference| {result['max_abs_logit_difference']:.3f}, "
         f"argmax agreement {100 * result['argmax_agreement']:.1f}%",
     ])
