@@ -98,6 +98,18 @@ def test_the_kernel_refuses_rows_that_do_not_match_with_a_clear_error():
         comparison_terms(tf.zeros([3, 65], tf.uint8), tf.zeros([3], tf.int64), tf.zeros([3], tf.int64))
 
 
+def test_nonzero_terms_are_uniform_so_server2_learns_nothing_from_them():
+    """What server2 reconstructs besides the zero: c_i times a uniform nonzero mask, uniform on 1..p-1."""
+    prime = 107
+    r = np.random.default_rng(1).integers(0, 2**62, size=2000, dtype=np.int64)
+    bits = ((r[:, None] >> np.arange(BITS)) & 1).astype(np.uint8)
+    rows = secure_random.load().secure_nn_comparison_terms(
+        bits, r - 1, tf.zeros([2000], tf.int64), tf.constant(FIXED_SEED), tf.constant(FIXED_SEED[::-1]),
+        prime=prime, first=True).numpy()
+    nonzero = rows[rows != 0].astype(np.int64)
+    assert scipy.stats.chisquare(np.bincount(nonzero, minlength=prime)[1:]).pvalue > SIGNIFICANCE
+
+
 def test_each_row_holds_one_zero_where_the_bits_first_differ_and_is_permuted():
     """With the whole of r's bits in one share: c = r gives no zero (not r > c), c = r - 1 one."""
     r = np.array([5, 2**40 + 3, 12345], dtype=np.int64)

@@ -221,6 +221,22 @@ class SecureRandomUniformOp : public SodiumOpKernel {
   }
 };
 
+// An integer uniform in [0, range), 1 <= range <= 256, from the byte stream: Lemire's multiply
+// and reject (a byte b maps to b * range / 256; the low byte of the product rejects exactly the
+// 256 mod range values that would bias it). `threshold` is 256 mod range.
+template <typename ByteSource>
+inline bool BoundedByte(WordReader<ByteSource>* reader, uint32_t range, uint32_t threshold, uint32_t* out) {
+  for (;;) {
+    uint8_t byte;
+    if (!reader->Next(&byte)) return false;
+    const uint32_t product = uint32_t{byte} * range;
+    if ((product & 0xFF) >= threshold) {
+      *out = product >> 8;
+      return true;
+    }
+  }
+}
+
 // One share holder's part of SecureNN's PrivateCompare (Wagh et al., Algorithm 3), in one pass.
 // For each element: the terms c_i over bit positions i, computed from this holder's shares of the
 // bits of server2's mask r, the public value c and the public bit beta; times a nonzero mask and
@@ -231,9 +247,12 @@ class ComparisonTermsOp : public SodiumOpKernel {
   explicit ComparisonTermsOp(OpKernelConstruction* context) : SodiumOpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("prime", &prime_));
     OP_REQUIRES_OK(context, context->GetAttr("first", &first_));
-    // Masks and swap indices are drawn a byte at a time: the prime and a row must fit in int8.
-    OP_REQUIRES(context, prime_ > 2 && prime_ < 128,
-                errors::InvalidArgument("prime must lie in (2, 128), got ", prime_));
+    OP_REQUIRES(context, prime_ > 2 && prime_ <= 256,
+                errors::InvalidArgument("prime must lie in (2, 256], got ", prime_));
+    // Products modulo the prime, looked up: no division in the inner loop.
+    times_.resize(prime_ * prime_);
+    for (int64_t a = 0; a < prime_; ++a)
+      for (int64_t b = 0; b < prime_; ++b) times_[a * prime_ + b] = static_cast<uint8_t>((a * b) % prime_);
   }
 
   void Compute(OpKernelContext* context) override {
@@ -269,7 +288,11 @@ class ComparisonTermsOp : public SodiumOpKernel {
     WordReader<SeededBytes> orders(&order_source);
     const int32_t p = static_cast<int32_t>(prime_);
     const int32_t public_part = first_ ? 1 : 0;  // public terms go to the first holder's share
-    std::vector<int32_t> terms(length), order(length);
+    const uint32_t mask_range = static_cast<uint32_t>(p - 1);  // masks are 1 .. p-1
+    const uint32_t mask_threshold = 256 % mask_range;
+    uint32_t swap_threshold[65];
+    for (uint32_t range = 1; range <= 64; ++range) swap_threshold[range] = 256 % range;
+    uint8_t terms[64], order[64];
 
     for (int64_t row = 0; row < rows; ++row, bit_shares += length, out += length) {
       const int32_t beta_bit = static_cast<int32_t>(beta_values[row] & 1);
@@ -278,38 +301,39 @@ class ComparisonTermsOp : public SodiumOpKernel {
       const int32_t sign = 1 - 2 * beta_bit;
       if (beta_bit == 1 && s == 0) {
         // c was 2^64 - 1: the answer is known; the row [0, 1, 1, ...] holds its single zero.
-        for (int64_t i = 0; i < length; ++i) terms[i] = public_part * (i == 0 ? 0 : 1);
+        for (int64_t i = 0; i < length; ++i) terms[i] = static_cast<uint8_t>(public_part * (i == 0 ? 0 : 1));
       } else {
-        int32_t w_above = 0;  // sum over higher positions of (r_i XOR s_i), on shares
+        int32_t w_above = 0;  // sum over higher positions of (r_i XOR s_i), on shares, in [0, p)
         for (int64_t i = length - 1; i >= 0; --i) {
           const int32_t s_bit = static_cast<int32_t>((s >> i) & 1);
           const int32_t x = bit_shares[i];
-          terms[i] = Mod((public_part * s_bit - x) * sign + public_part + w_above, p);
-          w_above = Mod(w_above + x + public_part * s_bit - 2 * x * s_bit, p);
+          // Both lie in (-p, 2p): one correction brings each into [0, p).
+          terms[i] = static_cast<uint8_t>(Reduce((public_part * s_bit - x) * sign + public_part + w_above, p));
+          w_above = Reduce(w_above + x + s_bit * (public_part - 2 * x), p);
         }
       }
       for (int64_t i = 0; i < length; ++i) {
-        int8_t mask;
-        OP_REQUIRES(context, SampleUniform(&masks, int8_t{1}, static_cast<int8_t>(p), &mask, 1),
-                    Exhausted());
-        terms[i] = (terms[i] * mask) % p;
-        order[i] = static_cast<int32_t>(i);
+        uint32_t mask;
+        OP_REQUIRES(context, BoundedByte(&masks, mask_range, mask_threshold, &mask), Exhausted());
+        terms[i] = times_[terms[i] * prime_ + mask + 1];
+        order[i] = static_cast<uint8_t>(i);
       }
       // Fisher-Yates: a uniformly random order of this row's positions.
       for (int64_t i = length - 1; i > 0; --i) {
-        int8_t j;
-        OP_REQUIRES(context, SampleUniform(&orders, int8_t{0}, static_cast<int8_t>(i + 1), &j, 1),
+        uint32_t j;
+        OP_REQUIRES(context, BoundedByte(&orders, static_cast<uint32_t>(i + 1), swap_threshold[i + 1], &j),
                     Exhausted());
         std::swap(order[i], order[j]);
       }
-      for (int64_t i = 0; i < length; ++i) out[i] = static_cast<uint8_t>(terms[order[i]]);
+      for (int64_t i = 0; i < length; ++i) out[i] = terms[order[i]];
     }
   }
 
  private:
-  static int32_t Mod(int32_t value, int32_t p) {
-    const int32_t rest = value % p;
-    return rest < 0 ? rest + p : rest;
+  // Without branches: the values are random, so a branch would mispredict half the time.
+  static int32_t Reduce(int32_t value, int32_t p) {
+    value += p & -static_cast<int32_t>(value < 0);
+    return value - (p & -static_cast<int32_t>(value >= p));
   }
   static Status Exhausted() {
     return errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes");
@@ -317,6 +341,7 @@ class ComparisonTermsOp : public SodiumOpKernel {
 
   int64_t prime_;
   bool first_;
+  std::vector<uint8_t> times_;  // times_[a * prime_ + b] = a * b mod prime_
 };
 
 class SecureSeedOp : public SodiumOpKernel {
