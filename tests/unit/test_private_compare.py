@@ -118,3 +118,14 @@ def test_each_row_holds_one_zero_where_the_bits_first_differ_and_is_permuted():
     assert (comparison_terms(bits, r, zeros).numpy() != 0).all()
     rows = comparison_terms(bits, r - 1, zeros).numpy()
     assert ((rows == 0).sum(axis=-1) == 1).all()
+
+
+def test_bit_shares_add_up_to_the_bits_with_the_seeded_other_half():
+    prime, ops = 107, secure_random.load()
+    r = np.array([0, 1, -1, 2**63 - 1, -(2**63), 123456789], dtype=np.int64)
+    seed = tf.constant(FIXED_SEED)
+    mine = ops.secure_nn_bit_shares(r, seed, prime=prime).numpy().astype(np.int64)
+    other = ops.secure_seeded_random_uniform([len(r), BITS], seed, tf.constant(0, tf.int8), tf.constant(prime, tf.int8)).numpy()
+    bits = (r.view(np.uint64)[:, None] >> np.arange(BITS, dtype=np.uint64)) & np.uint64(1)
+    assert ((mine + other) % prime == bits).all()
+    assert mine.max() < prime

@@ -31,14 +31,14 @@ def lsb_private(prot, x):
             with tf.device(prot.server_2.device_name):
                 r0 = odd_dtype.sample_uniform(x.shape)
                 r1 = odd_dtype.sample_uniform(x.shape)
-                r_bits = tf.cast((r0 + r1).bits(factory=prime_dtype).value, tf.int32)
-                r_lsb = prot._share_and_wrap(out_dtype.tensor(tf.cast(r_bits[..., 0], out_dtype.native_type)), False)
+                r_raw = (r0 + r1).value
+                r_lsb = prot._share_and_wrap(out_dtype.tensor(tf.bitwise.bitwise_and(r_raw, 1)), False)
                 # Shares of r's bits: server0's expands from a seed, server1 gets the difference.
                 bits_seed = ops.secure_seed()
-                r_bits_on_1 = tf.cast(tf.math.floormod(r_bits - _uniform(ops, tf.shape(r_bits), bits_seed, prime_dtype.modulus), prime_dtype.modulus), tf.uint8)
+                r_bits_on_1 = ops.secure_nn_bit_shares(r_raw, bits_seed, prime=prime_dtype.modulus)
             with tf.device(prot.server_0.device_name):
                 r0 = r0.identity()
-                r_bits_on_0 = tf.cast(_uniform(ops, tf.shape(r_bits), tf.identity(bits_seed), prime_dtype.modulus), tf.uint8)
+                r_bits_on_0 = tf.bitcast(_uniform_int8(ops, tf.shape(r_bits_on_1), tf.identity(bits_seed), prime_dtype.modulus), tf.uint8)
             with tf.device(prot.server_1.device_name):
                 r1 = r1.identity()
                 r_bits_on_1 = tf.identity(r_bits_on_1)
@@ -93,5 +93,6 @@ def has_zero(sent_0, sent_1, prime):
     return tf.reduce_any(tf.equal(values, 0), axis=-1)
 
 
-def _uniform(ops, shape, seed, maxval):
-    return ops.secure_seeded_random_uniform(shape, seed, tf.constant(0, tf.int32), tf.constant(maxval, tf.int32))
+def _uniform_int8(ops, shape, seed, maxval):
+    """What secure_nn_bit_shares subtracts on server2: the same seed gives the same values."""
+    return ops.secure_seeded_random_uniform(shape, seed, tf.constant(0, tf.int8), tf.constant(maxval, tf.int8))

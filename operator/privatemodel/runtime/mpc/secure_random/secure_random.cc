@@ -6,6 +6,7 @@
 //   secure_seed()
 // for int8/int16/int32/int64; and, since it draws on the same seeded streams, one share holder's
 // part of SecureNN's PrivateCompare (private_compare.py):
+//   secure_nn_bit_shares(values, seed, prime)
 //   secure_nn_comparison_terms(bits, c, beta, mask_seed, order_seed, prime, first)
 // The i128 variants are left out: the project only uses tf-encrypted's int64 tensor factory.
 //
@@ -344,6 +345,48 @@ class ComparisonTermsOp : public SodiumOpKernel {
   std::vector<uint8_t> times_;  // times_[a * prime_ + b] = a * b mod prime_
 };
 
+// server2's hand-out of its mask's bits in SecureNN's LSB protocol: for each value r, the share
+// (bit_i(r) - u_i) mod prime of each of its 64 bits, low bit first, where u is what
+// SecureSeededRandomUniform(int8, [0, prime)) expands from `seed`: the other holder's share.
+class BitSharesOp : public SodiumOpKernel {
+ public:
+  explicit BitSharesOp(OpKernelConstruction* context) : SodiumOpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("prime", &prime_));
+    OP_REQUIRES(context, prime_ > 2 && prime_ < 128,
+                errors::InvalidArgument("prime must lie in (2, 128), got ", prime_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& values = context->input(0);
+    const Tensor& seed = context->input(1);
+    OP_REQUIRES(context, seed.dims() == 1 && seed.NumElements() == kSeedWords,
+                errors::InvalidArgument("seed must be an int32 vector of shape [", kSeedWords,
+                                        "], got shape ", seed.shape().DebugString()));
+    TensorShape shape = values.shape();
+    shape.AddDim(64);
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, shape, &output));
+    const int64_t* r = values.flat<int64_t>().data();
+    uint8_t* out = output->flat<uint8_t>().data();
+    SeededBytes source(reinterpret_cast<const unsigned char*>(seed.flat<int32_t>().data()));
+    WordReader<SeededBytes> reader(&source);
+    const int8_t p = static_cast<int8_t>(prime_);
+    for (int64_t n = 0; n < values.NumElements(); ++n) {
+      const uint64_t value = static_cast<uint64_t>(r[n]);
+      for (int bit = 0; bit < 64; ++bit, ++out) {
+        int8_t other;
+        OP_REQUIRES(context, SampleUniform(&reader, int8_t{0}, p, &other, 1),
+                    errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes"));
+        const int32_t share = static_cast<int32_t>((value >> bit) & 1) - other;
+        *out = static_cast<uint8_t>(share < 0 ? share + p : share);
+      }
+    }
+  }
+
+ private:
+  int64_t prime_;
+};
+
 class SecureSeedOp : public SodiumOpKernel {
  public:
   using SodiumOpKernel::SodiumOpKernel;
@@ -417,6 +460,19 @@ REGISTER_OP("SecureNNComparisonTerms")
     })
     .Doc("One share holder's masked, permuted PrivateCompare terms (SecureNN, Algorithm 3).");
 
+REGISTER_OP("SecureNNBitShares")
+    .Input("values: int64")
+    .Input("seed: int32")
+    .Output("output: uint8")
+    .Attr("prime: int")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle output;
+      TF_RETURN_IF_ERROR(c->Concatenate(c->input(0), c->Vector(64), &output));
+      c->set_output(0, output);
+      return ::tensorflow::OkStatus();
+    })
+    .Doc("One holder's shares modulo prime of each value's 64 bits; the other's expand from seed.");
+
 REGISTER_OP("SecureSeed")
     .Output("output: int32")
     .SetIsStateful()
@@ -441,3 +497,4 @@ REGISTER_UNIFORM_KERNELS(int64_t);
 
 REGISTER_KERNEL_BUILDER(Name("SecureSeed").Device(DEVICE_CPU), SecureSeedOp);
 REGISTER_KERNEL_BUILDER(Name("SecureNNComparisonTerms").Device(DEVICE_CPU), ComparisonTermsOp);
+REGISTER_KERNEL_BUILDER(Name("SecureNNBitShares").Device(DEVICE_CPU), BitSharesOp);
