@@ -59,7 +59,7 @@ test-e2e: ## The operator end to end on the test cluster (helm, kubectl, client 
 	$(PYTEST) -ra -m e2e tests
 
 .PHONY: bench
-bench: ## Latency: plaintext vs private (loopback, TLS mesh as root) vs tfe QueueServer; accuracy of 5 models (JSON in build/)
+bench: ## Latency: plaintext vs private (loopback, TLS mesh as root) vs tfe QueueServer; 8 concurrent clients; per-layer breakdown; memory; accuracy of 5 models (JSON in build/)
 	$(PRIVATEMODEL) bench --output build/bench.json
 
 # --- Test cluster (issue: real Kubernetes cluster for e2e) -------------------

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from privatemodel.bench.accuracy import measure_accuracy
+from privatemodel.bench.breakdown import layer_breakdown
+from privatemodel.bench.breakdown import table as breakdown_table
 from privatemodel.bench.concurrency import bench_concurrency, concurrency_table
 from privatemodel.runtime import reference
 from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
@@ -45,15 +47,17 @@ def run_bench(output: Path, requests: int, only: str | None = None, batch_wait_m
         cluster = LocalCluster(scratch)
         try:
             cluster.up()
+            started_rss = _players_rss(cluster)
             subprocess.run(cluster.share_command(model_path), check=True)
             if only is None:
-                results["privatemodel"] = _bench_private(cluster, x_test, requests)
+                results["privatemodel"] = _bench_private(cluster, x_test, requests, started_rss)
                 results["baseline_tfe_queueserver"] = _bench_baseline(cluster, model_path, requests)
             results["concurrency"] = bench_concurrency(cluster, model_path, x_test, batch_wait_ms)
         finally:
             cluster.down()
     if only is not None:
         return _write(output, results, concurrency_table(results["concurrency"]))
+    results["breakdown_batch_1"] = layer_breakdown(model_path, batch_size=1)
     if os.geteuid() == 0:
         with tempfile.TemporaryDirectory(prefix="privatemodel-bench-mesh-") as scratch:
             cluster = LocalCluster(scratch, isolated=True)
@@ -66,7 +70,9 @@ def run_bench(output: Path, requests: int, only: str | None = None, batch_wait_m
     else:
         log.warning("not root: the TLS mesh configuration (network namespaces) is not measured")
     results["accuracy"] = measure_accuracy()
-    return _write(output, results, _table(results) + "\n\n" + concurrency_table(results["concurrency"]))
+    return _write(output, results, "\n\n".join([
+        _table(results), concurrency_table(results["concurrency"]), breakdown_table(results["breakdown_batch_1"]),
+        _phases_and_memory_table(results["privatemodel"])]))
 
 
 def _write(output, results, table):
@@ -91,13 +97,15 @@ def _bench_plaintext(model_path, x_test, requests):
     return _summary(first, latencies, large_latencies, rss_mb={"client": _rss_mb(os.getpid())})
 
 
-def _bench_private(cluster, x_test, requests):
+def _bench_private(cluster, x_test, requests, started_rss=None):
     from privatemodel.runtime.client.client import PrivateClient
 
     serving = LocalServing(cluster)
+    shared = _players_rss(cluster)
     started = time.perf_counter()
     serving.start(extra_args=["--warm-up", f"1,{LARGE_BATCH}"])
     time_to_ready = time.perf_counter() - started
+    warm = _players_rss(cluster)
     try:
         started = time.perf_counter()
         client = PrivateClient(cluster.access_path)
@@ -106,15 +114,30 @@ def _bench_private(cluster, x_test, requests):
         started = time.perf_counter()
         client.predict(one)
         first = time.perf_counter() - started
-        latencies = _timed(lambda: client.predict(one), requests)
+        phases = []
+
+        def predict_one():
+            client.predict(one)
+            phases.append(client.last_phases_ms)
+
+        latencies = _timed(predict_one, requests)
+        after_batch_1 = _players_rss(cluster)
         large_latencies = _timed(lambda: client.predict(large), max(5, requests // 5))
-        rss = {name: _rss_mb(process.pid) for name, process in cluster.players.items()}
-        rss.update(serve=_rss_mb(serving.process.pid), client=_rss_mb(os.getpid()))
+        after_large = _players_rss(cluster)
+        rss = dict(after_large, serve=_rss_mb(serving.process.pid), client=_rss_mb(os.getpid()))
     finally:
         serving.stop()
     summary = _summary(first, latencies, large_latencies, rss_mb=rss)
     summary.update(time_to_ready_s=time_to_ready, client_connect_s=connect)
+    # Where a batch-1 prediction's time goes, as the client sees it (client.PHASES).
+    summary["client_phases_p50_ms"] = {phase: float(np.median([p[phase] for p in phases])) for phase in phases[0]}
+    summary["players_rss_mb_by_stage"] = {**({"started": started_rss} if started_rss else {}), "shared": shared, f"warm (batch 1 and {LARGE_BATCH} compiled)": warm,
+                                          "after batch 1": after_batch_1, f"after batch {LARGE_BATCH}": after_large}
     return summary
+
+
+def _players_rss(cluster) -> dict:
+    return {name: _rss_mb(process.pid) for name, process in cluster.players.items()}
 
 
 def _bench_baseline(cluster, model_path, requests):
@@ -204,4 +227,12 @@ def _table(results):
                  + (f" {mesh['time_to_ready_s']:>10.1f}" if mesh else ""))
     rss = ", ".join(f"{name} {mb:.0f}" for name, mb in private["rss_mb"].items() if mb)
     lines.append(f"RSS (MB), private: {rss}; tfe QueueServer server {base['rss_mb']['server'] or 0:.0f}")
+    return "\n".join(lines)
+
+
+def _phases_and_memory_table(private) -> str:
+    phases = ", ".join(f"{phase} {ms:.1f} ms" for phase, ms in private["client_phases_p50_ms"].items())
+    lines = [f"batch-1 prediction as the client sees it (p50): {phases}", "players' RSS (MB) by stage:"]
+    for stage, rss in private["players_rss_mb_by_stage"].items():
+        lines.append(f"  {stage:36} " + ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items() if mb))
     return "\n".join(lines)
