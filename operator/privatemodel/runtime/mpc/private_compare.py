@@ -56,7 +56,7 @@ def lsb_private(prot, x):
 
         with tf.name_scope("unblind"):
             gamma = prot.bitwise_xor(greater_xor_beta, prot.cast_backing(beta, out_dtype))
-            delta = prot.bitwise_xor(r_lsb, prot.lsb(c))
+            delta = prot.bitwise_xor(r_lsb, _public_lsb(prot, c))
             return prot.bitwise_xor(gamma, delta)
 
 
@@ -88,9 +88,22 @@ def _private_compare(prot, r_bits, c, beta, prime):
 
 
 def has_zero(sent_0, sent_1, prime):
-    """server2's part: reconstruct each row and look for its zero (a row holds at most one)."""
-    values = tf.math.floormod(tf.cast(sent_0, tf.int32) + tf.cast(sent_1, tf.int32), prime)
-    return tf.reduce_any(tf.equal(values, 0), axis=-1)
+    """server2's part: reconstruct each row and look for its zero (a row holds at most one).
+    Both terms are below prime, so their sum (below 2 * prime <= 256: no uint8 overflow) is zero
+    modulo prime when it is 0 or prime."""
+    total = sent_0 + sent_1
+    return tf.reduce_any(tf.logical_or(tf.equal(total, 0), tf.equal(total, prime)), axis=-1)
+
+
+def _public_lsb(prot, c):
+    """The low bit of a public value, on each holder (tf-encrypted's lsb decomposes all 64 bits)."""
+    from tf_encrypted.protocol.pond import PondPublicTensor
+
+    on_holders = []
+    for device, value in zip((prot.server_0.device_name, prot.server_1.device_name), c.unwrapped):
+        with tf.device(device):
+            on_holders.append(c.backing_dtype.tensor(tf.bitwise.bitwise_and(value.value, 1)))
+    return PondPublicTensor(prot, *on_holders, is_scaled=False)
 
 
 def _uniform_int8(ops, shape, seed, maxval):
