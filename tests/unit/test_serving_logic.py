@@ -28,6 +28,7 @@ class RecordingServer:
     queueing and count 13 in the batch's check."""
 
     max_batch = contract.DEFAULT_MAX_BATCH
+    step_seconds = 0.0  # how long each batch's step takes
 
     def __init__(self):
         self.ids = []
@@ -40,6 +41,7 @@ class RecordingServer:
     def run_batch(self, requests):
         if any(count == 7 for _, count in requests):  # a step that never ends, like one waiting on a lost player
             threading.Event().wait()
+        time.sleep(self.step_seconds)
         refused = {request_id: RequestError("count 13 is unlucky") for request_id, count in requests if count == 13}
         self.batches.append(requests)
         self.ids += [request_id for request_id, _ in requests if request_id not in refused]
@@ -193,7 +195,8 @@ def post_concurrently(endpoint, bodies):
 
 
 def test_concurrent_requests_share_one_step_and_one_bad_request_fails_alone(endpoint_factory):
-    endpoint = endpoint_factory(batch_wait=2.0)  # long enough for all of them to arrive
+    endpoint = endpoint_factory(batch_wait=2.0)
+    endpoint.server.step_seconds = 0.5  # the first runs alone (no client waited for); the others queue meanwhile
     endpoint.ready = True
     counts = [1, 13, 2, 1]
     replies = post_concurrently(endpoint, [{"id": rid(10 + index), "count": count} for index, count in enumerate(counts)])
@@ -210,15 +213,14 @@ def test_concurrent_requests_share_one_step_and_one_bad_request_fails_alone(endp
 
 
 def test_exactly_n_requests_under_concurrency(endpoint_factory):
-    endpoint = endpoint_factory(num_requests=3, batch_wait=2.0)
+    # Kept up after the N answers, so every late request is told 410 rather than finding no server.
+    endpoint = endpoint_factory(num_requests=3, batch_wait=2.0, wait_after_complete=True)
     endpoint.ready = True
     replies = post_concurrently(endpoint, [{"id": rid(20 + index), "count": 1} for index in range(6)])
     statuses = sorted(status for status, _ in replies)
     assert statuses == [200, 200, 200, 410, 410, 410]
-    assert all(len(batch) <= 3 for batch in endpoint.server.batches)
     assert len(endpoint.server.ids) == 3
-    assert endpoint.finished.wait(5)
-    assert endpoint.status()["requestsServed"] == 3
+    assert endpoint.status() == {"ready": True, "requestsServed": 3, "numRequests": 3, "completed": True}
 
 
 def server_with(staged, failing_step):

@@ -2,12 +2,15 @@
 
 A SecureNN step costs many network round trips whatever its batch (on two cores some 30 ms, plus
 some 9 ms a row), so a batch of eight costs far less than eight steps of one. The worker takes the
-oldest request, then every request queued behind it (in arrival order) while their rows fit,
-waiting for more to come until `wait` has passed since the oldest arrived or since the worker was
-free, whichever is later. So batching delays no request by more than `wait` beyond when it could
-have started, and under load it still gathers the clients that were busy fetching their answers
-while the last step ran (counted from the oldest arrival alone, the wait would already be over and
-steps would alternate between two halves of the clients).
+oldest request, then every request queued behind it (in arrival order) while their rows fit.
+
+It waits for more only while more are expected: as many as were in flight when the last step ended
+(that step's requests, whose clients may ask again at once, and those queued), and at most until
+`wait` has passed since the oldest arrived or since the worker was free, whichever is later. So no
+request is delayed more than `wait` beyond when it could have started; a lone client is never
+delayed; and concurrent clients busy fetching their answers while the last step ran are gathered
+into the next (counted from the oldest arrival alone, the wait would already be over under load,
+and steps would alternate between two halves of the clients).
 """
 import itertools
 import threading
@@ -16,9 +19,9 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-# Measured with 8 concurrent batch-1 clients (README, Performance): long enough for the clients just
-# answered to post again; longer only delays a lone request.
-DEFAULT_BATCH_WAIT_SECONDS = 0.010
+# Measured with 8 concurrent batch-1 clients on two cores (README, Performance): long enough for
+# the clients just answered to fetch their answer shares and post again.
+DEFAULT_BATCH_WAIT_SECONDS = 0.025
 
 
 @dataclass
@@ -49,6 +52,7 @@ class RequestQueue:
         self._jobs: deque[Job] = deque()
         self._changed = threading.Condition()
         self._closed = False
+        self._last_batch = 0
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -72,9 +76,11 @@ class RequestQueue:
 
     def take(self, max_rows: int, max_requests: int, wait: float) -> list[Job] | None:
         """The next batch (blocks for its first job), or None once closed and empty. The worker
-        calls this when it is free: the wait counts from then, or from the oldest job's arrival."""
+        calls this when it is free (its last step ended): the wait counts from then, or from the
+        oldest job's arrival."""
         free_since = time.monotonic()
         with self._changed:
+            expected = self._last_batch + len(self._jobs)
             self._changed.wait_for(lambda: self._jobs or self._closed)
             if not self._jobs:
                 return None
@@ -84,6 +90,7 @@ class RequestQueue:
                 rows = sum(job.count for job in itertools.islice(self._jobs, length))
                 full = length < len(self._jobs) or length == max_requests or rows == max_rows
                 remaining = deadline - time.monotonic()
-                if full or remaining <= 0 or self._closed:
+                if full or length >= expected or remaining <= 0 or self._closed:
+                    self._last_batch = length
                     return [self._jobs.popleft() for _ in range(length)]
                 self._changed.wait(remaining)

@@ -142,15 +142,21 @@ class ServingEndpoint:
     def submit(self, request_id, count, share_id=None) -> Future:
         """Checked for form, then queued in arrival order; the future holds None or the RequestError."""
         with self._state_lock:
-            if not self._accepting or self.completed:
-                raise _Refused(HTTPStatus.GONE, "this model has answered all its requests" if self.completed else "shutting down")
+            self._check_accepting_locked()
             if not self.ready:
                 raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE, "not ready yet")
         self.server.validate(request_id, count, share_id)
         job = Job(request_id, count)
         with self._state_lock:
+            # Checked again with the put: the N-th answer may have come meanwhile, and no job may
+            # be queued after the worker refused the ones left.
+            self._check_accepting_locked()
             self._jobs.put(job)
         return job.future
+
+    def _check_accepting_locked(self):
+        if not self._accepting or self.completed:
+            raise _Refused(HTTPStatus.GONE, "this model has answered all its requests" if self.completed else "shutting down")
 
     def _work(self):
         while True:
@@ -158,9 +164,8 @@ class ServingEndpoint:
             if batch is None or not self._run(batch):
                 break
             if self.completed:
-                log.info("answered all %d requests", self.num_requests)
-                if not self.wait_after_complete:
-                    self._drain_and_finish()
+                self._complete()
+                break
 
     def _requests_left(self) -> int:
         """No batch may take more requests than serving has left to answer (each has a row at least)."""
@@ -202,13 +207,17 @@ class ServingEndpoint:
             _settle(job.future, result=refused.get(job.request_id))
         return True
 
-    def _drain_and_finish(self):
+    def _complete(self):
+        """All N answered: the requests still queued are refused; serving ends unless told to wait."""
+        log.info("answered all %d requests", self.num_requests)
         with self._state_lock:
-            self._accepting = False
             left = self._jobs.drain()
         for job in left:
             _settle(job.future, error=_Refused(HTTPStatus.GONE, "this model has answered all its requests"))
-        self.finished.set()
+        if not self.wait_after_complete:
+            with self._state_lock:
+                self._accepting = False
+            self.finished.set()
 
 
 def _settle(future, result=None, error=None):
