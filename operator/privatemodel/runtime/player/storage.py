@@ -229,12 +229,12 @@ def staged_input_bytes(player: str, request_ids):
         return tf.map_fn(size, request_ids, fn_output_signature=tf.int64)
 
 
-def manifest_share_id(player: str):
-    """Graph op on `player`: the share id its manifest names, "" if it holds no manifest."""
+def manifest_share_id(player: str, manifest_path):
+    """Graph op on `player`: the share id its manifest (at manifest_path, a tensor) names, "" if none."""
     import tensorflow as tf
 
     with tf.device(device_name(player)):
-        text = tf.cond(tf.size(tf.io.matching_files(MANIFEST)) > 0, lambda: tf.io.read_file(MANIFEST), lambda: tf.constant(""))
+        text = tf.cond(tf.size(tf.io.matching_files(manifest_path)) > 0, lambda: tf.io.read_file(manifest_path), lambda: tf.constant(""))
         # json.dumps writes '"share_id": "<hex>"'; a quote inside any other string is escaped, so this key is the real one.
         found = tf.strings.regex_full_match(text, r'.*"share_id": "[0-9a-f]+".*')
         return tf.where(found, tf.strings.regex_replace(text, r'^.*"share_id": "([0-9a-f]+)".*$', r"\1"), "")

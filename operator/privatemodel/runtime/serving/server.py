@@ -173,7 +173,7 @@ class PrivateModelServer:
         # A file deleted between looking and reading fails the read: look again, it is then gone.
         for attempt in range(3):
             try:
-                share_id, sizes = self._staged_check(tf.constant(request_ids, tf.string))
+                share_id, sizes = self._staged_check(tf.constant(request_ids, tf.string), tf.constant(shares.MANIFEST))
                 return share_id.numpy().decode(), {player: size.numpy() for player, size in zip(shares.SHARE_HOLDERS, sizes)}
             except tf.errors.NotFoundError:
                 if attempt == 2:
@@ -217,9 +217,11 @@ class PrivateModelServer:
     def _staged_check(self):
         import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def staged_check(request_ids):
-            return shares.manifest_share_id("server0"), [shares.staged_input_bytes(player, request_ids) for player in shares.SHARE_HOLDERS]
+        # The manifest's path is an input, not a constant: TensorFlow would fold a read of a constant
+        # path into the graph once, and a re-share would go unseen.
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.string)])
+        def staged_check(request_ids, manifest_path):
+            return shares.manifest_share_id("server0", manifest_path), [shares.staged_input_bytes(player, request_ids) for player in shares.SHARE_HOLDERS]
 
         return staged_check
 
