@@ -4,6 +4,7 @@ import copy
 from kubernetes.utils.quantity import parse_quantity
 
 from privatemodel.controller.drift import covers
+from privatemodel.controller.kube import patch_content_type
 from unit.test_controller_objects import build_all
 
 
@@ -73,3 +74,9 @@ def test_quantities_compare_by_value():
 def test_empty_and_false_values_may_be_missing():
     assert covers({}, {"nodeSelector": {}, "readOnly": False, "args": []})
     assert not covers({}, {"readOnly": True})
+
+
+def test_custom_resources_are_patched_with_a_json_merge_patch():
+    """The API server refuses a strategic merge patch of a custom resource (415)."""
+    assert patch_content_type("ServiceMonitor") == "application/merge-patch+json"
+    assert patch_content_type("StatefulSet") == "application/strategic-merge-patch+json"

@@ -29,6 +29,9 @@ PDB_KIND, PDB_GROUP, PDB_PLURAL, PDB_VERSIONS = "PodDisruptionBudget", "policy",
 CHILD_KINDS = ("Deployment", "Job", "StatefulSet", PDB_KIND, "Service", "ServiceMonitor", "ConfigMap", "NetworkPolicy")
 # A Job's pod template cannot change: a Job is created, or deleted and replaced under a new name.
 IMMUTABLE_KINDS = frozenset({"Job"})
+# Custom resources take no strategic merge patch (the API server answers 415): a JSON merge patch,
+# which replaces lists whole.
+CUSTOM_KINDS = frozenset({"ServiceMonitor"})
 # (connect, read) seconds. Without it a call on a pooled connection that died without a close
 # waits for ever, and so does every later reconcile tick of that PrivateModel.
 REQUEST_TIMEOUT = (10, 30)
@@ -49,6 +52,13 @@ def label_selector(labels: dict) -> str:
 
 def manifest_hash(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def patch_content_type(kind: str) -> str:
+    """Strategic merge for built-in kinds: lists such as containers merge by name, as `kubectl apply` does."""
+    if kind in CUSTOM_KINDS:
+        return "application/merge-patch+json"
+    return "application/strategic-merge-patch+json"
 
 
 class _VersionedKind:
@@ -152,7 +162,6 @@ class Kube:
         same_manifest = (live["metadata"].get("annotations") or {}).get(consts.ANNOTATION_APPLIED_HASH) == applied
         if manifest["kind"] in IMMUTABLE_KINDS or (same_manifest and covers(live, manifest)):
             return "unchanged"
-        # Strategic merge: lists such as containers merge by name, as `kubectl apply` does.
         self._call(manifest["kind"], "patch", meta["name"], meta["namespace"], manifest,
-                   _content_type="application/strategic-merge-patch+json")
+                   _content_type=patch_content_type(manifest["kind"]))
         return "updated" if not same_manifest else "reverted"
