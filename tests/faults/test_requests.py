@@ -147,4 +147,7 @@ def test_a_client_that_vanishes_mid_request_does_not_stop_serving_for_others(cli
     # A vanished client costs serving at most one log line, never a trace.
     new_lines = serving.process.log_file.read_text()[len(log_before):].splitlines()
     assert "Traceback" not in "\n".join(new_lines)
-    assert len([line for line in new_lines if " answered " not in line]) <= len(vanished), new_lines
+    # Batching compiles a step for each new batch size it meets, and tf-encrypted logs its advice on
+    # the model's layer order as it builds one: that line comes from the batch size, not the client.
+    about_requests = [line for line in new_lines if " answered " not in line and " INFO tf_encrypted: " not in line]
+    assert len(about_requests) <= len(vanished), new_lines
