@@ -248,8 +248,9 @@ class ComparisonTermsOp : public SodiumOpKernel {
   explicit ComparisonTermsOp(OpKernelConstruction* context) : SodiumOpKernel(context) {
     OP_REQUIRES_OK(context, context->GetAttr("prime", &prime_));
     OP_REQUIRES_OK(context, context->GetAttr("first", &first_));
-    OP_REQUIRES(context, prime_ > 2 && prime_ <= 256,
-                errors::InvalidArgument("prime must lie in (2, 256], got ", prime_));
+    // Below 128, as for BitSharesOp: server2 adds two terms in uint8 (private_compare.has_zero).
+    OP_REQUIRES(context, prime_ > 2 && prime_ < 128,
+                errors::InvalidArgument("prime must lie in (2, 128), got ", prime_));
     // Products modulo the prime, looked up: no division in the inner loop.
     times_.resize(prime_ * prime_);
     for (int64_t a = 0; a < prime_; ++a)
