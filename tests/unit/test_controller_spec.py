@@ -9,7 +9,15 @@ import yaml
 from privatemodel.controller import consts
 from privatemodel.controller.defaults import OperatorDefaults
 from privatemodel import contract
-from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH, child_name, player_pod, player_workload
+from privatemodel.controller.consts import Component
+from privatemodel.controller.naming import (
+    MAX_MODEL_NAME_LENGTH,
+    MAX_SCALED_MODEL_NAME_LENGTH,
+    Triple,
+    child_name,
+    player_pod,
+    player_workload,
+)
 from privatemodel.controller.spec import FileSource, SourceKind, SpecError, check_model_name, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,3 +214,37 @@ def test_only_allowed_images_may_be_named():
     # By default only the runtime image itself.
     with pytest.raises(SpecError, match="spec.serving.image"):
         OperatorDefaults().check_images(parse_spec({**MNIST, "serving": {"image": "busybox"}}))
+
+
+def test_replicas_default_to_one_triple_and_take_up_to_the_maximum():
+    assert parse_spec(MNIST).serving.replicas == 1
+    assert parse_spec(with_change("serving.replicas", consts.MAX_REPLICAS)).serving.replicas == consts.MAX_REPLICAS
+
+
+@pytest.mark.parametrize("replicas, problem", [
+    (0, "must be a positive integer"), (consts.MAX_REPLICAS + 1, f"must be at most {consts.MAX_REPLICAS}"),
+    ("2", "must be a positive integer"), (True, "must be a positive integer"),
+])
+def test_bad_replicas_name_the_field(replicas, problem):
+    with pytest.raises(SpecError, match=rf"^spec\.serving\.replicas: {problem}"):
+        parse_spec(with_change("serving.replicas", replicas))
+
+
+def test_num_requests_cannot_be_split_across_triples():
+    spec = with_change("serving", {"replicas": 2, "numRequests": 10})
+    with pytest.raises(SpecError, match=r"^spec\.serving\.numRequests: cannot be combined with spec\.serving\.replicas > 1"):
+        parse_spec(spec)
+    assert parse_spec(with_change("serving", {"replicas": 1, "numRequests": 10})).serving.num_requests == 10
+
+
+def test_a_scaled_out_model_needs_room_for_its_triples_names():
+    longest = "m" * MAX_SCALED_MODEL_NAME_LENGTH
+    check_model_name(longest, consts.MAX_REPLICAS)
+    check_model_name(longest + "mmm", 1)  # a single triple keeps the full length
+    with pytest.raises(SpecError, match=rf"^metadata\.name: must be at most {MAX_SCALED_MODEL_NAME_LENGTH} characters with"):
+        check_model_name(longest + "m", 2)
+    # Every name Kubernetes derives from the last triple's children stays within 63.
+    last = Triple(longest, consts.MAX_REPLICAS - 1)
+    assert len(f"{last.player_workload('server2')}-{'h' * 10}") <= 63  # controller-revision-hash
+    assert len(last.name(Component.SHARING, "d" * consts.SHARING_DIGEST_LENGTH)) <= 63  # job-name
+    assert len(last.selector(Component.PLAYERS)[consts.LABEL_INSTANCE]) <= 63

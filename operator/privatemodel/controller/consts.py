@@ -17,6 +17,11 @@ LABEL_MODEL = f"{GROUP}/model"
 LABEL_COMPONENT = f"{GROUP}/component"
 # Which SecureNN player a player pod plays: each player is its own StatefulSet (its own Secret).
 LABEL_PLAYER = f"{GROUP}/player"
+# Set on the children of triples 1 and up (spec.serving.replicas > 1): which player triple they
+# belong to. Triple 0's children carry none (they predate scale-out, and a new pod label would roll
+# its players and lose their shares); it is told apart by app.kubernetes.io/instance (naming.Triple).
+LABEL_TRIPLE = f"{GROUP}/triple"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
 # Set on the sharing Job: which sharing it performs, and which player pods it shares onto.
 LABEL_SHARING_DIGEST = f"{GROUP}/sharing-digest"
 ANNOTATION_PLAYER_UIDS = f"{GROUP}/player-uids"
@@ -48,6 +53,10 @@ class Component:
     ACCESS = "access"  # ConfigMap for clients: the URLs and the CA that signs the servers
 
 
+# spec.serving.replicas: independent player triples, each with its own sharing and serving.
+MAX_REPLICAS = 8
+
+
 class Phase:
     PENDING = "Pending"
     SHARING = "Sharing"
@@ -62,6 +71,8 @@ class ConditionType:
     WEIGHTS_SHARED = "WeightsShared"
     SERVING = "Serving"
     READY = "Ready"  # rollup of the three above, computed by conditions.rollup
+    # With spec.serving.replicas > 1: True while the model serves through some triples but not all.
+    DEGRADED = "Degraded"
 
 
 class Reason:
@@ -80,6 +91,9 @@ class Reason:
     SERVING_STARTING = "ServingStarting"
     SERVING_READY = "ServingReady"
     REQUESTS_COMPLETED = "RequestsCompleted"
+    # Degraded (False); when True it takes the reason of the first triple that does not serve
+    ALL_TRIPLES_SERVING = "AllTriplesServing"
+    NOT_SERVING = "NotServing"
     # Ready (otherwise it takes the reason of the sub-condition that holds it back)
     READY = "Ready"
     INVALID_SPEC = "InvalidSpec"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from privatemodel import contract
 from privatemodel.controller import consts
-from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
+from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH, MAX_SCALED_MODEL_NAME_LENGTH
 
 # Service names are DNS-1035 labels, and the players Service carries the model's name.
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -65,6 +65,7 @@ class PodSettings:
 @dataclass(frozen=True)
 class ServingSettings(PodSettings):
     num_requests: int | None = None  # None: serve until the PrivateModel is deleted
+    replicas: int = 1  # independent player triples, each with its own sharing and serving
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,9 @@ def parse_spec(spec: Mapping) -> PrivateModelSpec:
     )
 
 
-def check_model_name(name: str) -> None:
-    """The PrivateModel's own name becomes part of Service, StatefulSet and Job names."""
+def check_model_name(name: str, replicas: int = 1) -> None:
+    """The PrivateModel's own name becomes part of Service, StatefulSet and Job names (with
+    `-t<N>` inserted for triples 1 and up)."""
     if not isinstance(name, str) or not _DNS_1035_LABEL.match(name):
         raise SpecError(
             "metadata.name",
@@ -128,6 +130,9 @@ def check_model_name(name: str) -> None:
         )
     if len(name) > MAX_MODEL_NAME_LENGTH:
         raise SpecError("metadata.name", f"must be at most {MAX_MODEL_NAME_LENGTH} characters, got {len(name)}")
+    if replicas > 1 and len(name) > MAX_SCALED_MODEL_NAME_LENGTH:
+        raise SpecError("metadata.name", f"must be at most {MAX_SCALED_MODEL_NAME_LENGTH} characters with"
+                                         f" spec.serving.replicas > 1 (triples' children add -t<N>), got {len(name)}")
 
 
 def _file_source(source: Mapping, path: str) -> FileSource:
@@ -165,12 +170,19 @@ def _access(access, path: str) -> AccessSettings:
 
 
 def _serving(serving, path: str) -> ServingSettings:
-    serving = _object(serving, path, known=("numRequests", *_POD_FIELDS))
+    serving = _object(serving, path, known=("numRequests", "replicas", *_POD_FIELDS))
+    replicas = _positive_int(serving.get("replicas", 1), f"{path}.replicas")
+    if replicas > consts.MAX_REPLICAS:
+        raise SpecError(f"{path}.replicas", f"must be at most {consts.MAX_REPLICAS}, got {replicas}")
     num_requests = serving.get("numRequests")
     if num_requests is not None:
         num_requests = _positive_int(num_requests, f"{path}.numRequests")
-    pod = {key: value for key, value in serving.items() if key != "numRequests"}
-    return ServingSettings(num_requests=num_requests, **_pod_settings(pod, path))
+        if replicas > 1:
+            raise SpecError(f"{path}.numRequests", f"cannot be combined with {path}.replicas > 1 (got {replicas}):"
+                                                   " each triple serves on its own, so a count of answers cannot be"
+                                                   " split exactly across them; remove one of the two")
+    pod = {key: value for key, value in serving.items() if key not in ("numRequests", "replicas")}
+    return ServingSettings(num_requests=num_requests, replicas=replicas, **_pod_settings(pod, path))
 
 
 def _pod_settings(settings, path: str) -> dict:
