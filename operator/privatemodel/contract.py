@@ -34,6 +34,9 @@ TLS_KEY = "tls.key"
 
 # The client's access file: where serving and the two ingresses are, and the model's CA.
 # {"serving": URL, "server0": URL, "server1": URL, "ca": PEM}; each server is verified as the party
-# name above (its certificate's DNS name), whatever host the URL names.
+# name above (its certificate's DNS name), whatever host the URL names. A model with several player
+# triples adds "triples": a list of such objects, one per triple (each with its own CA), the first
+# being the top level's; a client spreads its requests across them.
 ACCESS_FILE = "access.json"
 ACCESS_KEYS = ("serving", "server0", "server1", "ca")
+ACCESS_TRIPLES = "triples"

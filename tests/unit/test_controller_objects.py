@@ -7,7 +7,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, player_pod, selector_labels
+from privatemodel.controller.naming import Triple, child_name, player_pod, selector_labels
 from privatemodel.controller.objects.mesh import (
     build_hostmap_config_map,
     build_mesh_service,
@@ -48,28 +48,30 @@ MNIST = {
 }
 
 
-def build_all(body=MNIST, defaults=DEFAULTS, uids=UIDS):
+def build_all(body=MNIST, defaults=DEFAULTS, uids=UIDS, triple=0, issuance=ISSUANCE):
+    """Every child of one triple (and the model-wide ones: access, disruption budget)."""
     spec = parse_spec(body)
     build = (spec, MODEL, NAMESPACE, defaults)
     objects = {
-        "hostmap": build_hostmap_config_map(*build),
-        "access": build_access_config_map(*build, ISSUANCE),
-        "players_service": build_players_service(*build),
-        "sharing": build_sharing_job(*build, uids, ISSUANCE),
-        "serving": build_serving_deployment(*build, DIGEST, ISSUANCE),
-        "serving_service": build_serving_service(*build),
+        "hostmap": build_hostmap_config_map(*build, triple),
+        "access": build_access_config_map(*build, [ISSUANCE]),
+        "players_service": build_players_service(*build, triple),
+        "sharing": build_sharing_job(*build, uids, issuance, triple),
+        "serving": build_serving_deployment(*build, DIGEST, issuance, triple),
+        "serving_service": build_serving_service(*build, triple),
     }
     for player in PLAYERS:
-        objects[player] = build_player_stateful_set(*build, player, ISSUANCE)
+        objects[player] = build_player_stateful_set(*build, player, issuance, triple)
     for player in contract.SHARE_HOLDERS:
-        objects[f"ingress_{player}"] = build_ingress_service(*build, player)
+        objects[f"ingress_{player}"] = build_ingress_service(*build, player, triple)
     for controller in contract.CONTROLLER_NAMES:
-        objects[f"mesh_{controller}"] = build_mesh_service(*build, controller)
-    for policy in build_network_policies(*build):
+        objects[f"mesh_{controller}"] = build_mesh_service(*build, controller, triple)
+    for policy in build_network_policies(*build, triple):
         objects[f"policy_{policy['metadata']['labels'][consts.LABEL_COMPONENT]}"] = policy
     objects["disruption_budget"] = build_players_disruption_budget(*build, "policy/v1")
     for party in contract.PARTY_NAMES:
-        objects[f"tls_{party}"] = build_tls_secret(MODEL, NAMESPACE, ISSUANCE, party, f"key of {party}", f"cert of {party}")
+        objects[f"tls_{party}"] = build_tls_secret(MODEL, NAMESPACE, issuance, party, f"key of {party}",
+                                                   f"cert of {party}", triple)
     return objects
 
 
@@ -158,7 +160,7 @@ def test_servings_service_monitor_trusts_only_the_models_ca():
     spec = parse_spec(MNIST)
     monitor = build_serving_service_monitor(spec, MODEL, NAMESPACE, defaults)
     service = build_serving_service(spec, MODEL, NAMESPACE, defaults)
-    access_map = build_access_config_map(spec, MODEL, NAMESPACE, defaults, ISSUANCE)
+    access_map = build_access_config_map(spec, MODEL, NAMESPACE, defaults, [ISSUANCE])
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     (endpoint,) = monitor["spec"]["endpoints"]
@@ -575,7 +577,8 @@ def test_access_config_map_tells_clients_where_to_go_and_whom_to_trust():
     data = objects["access"]["data"]
     assert data[contract.TLS_CA] == ISSUANCE.ca_certificate
     document = json.loads(data[contract.ACCESS_FILE])
-    assert tuple(document) == contract.ACCESS_KEYS
+    assert tuple(document) == (*contract.ACCESS_KEYS, contract.ACCESS_TRIPLES)
+    assert document[contract.ACCESS_TRIPLES] == [{key: document[key] for key in contract.ACCESS_KEYS}]
     assert document["ca"] == ISSUANCE.ca_certificate
     services = {"serving": objects["serving_service"], **{p: objects[f"ingress_{p}"] for p in contract.SHARE_HOLDERS}}
     for key, service in services.items():
@@ -590,7 +593,7 @@ def policy_peers(rule, direction):
 
 def test_network_policies_draw_the_mesh_and_client_boundary():
     objects = build_all()
-    players, sharing, serving = (selector_labels(MODEL, c) for c in (Component.PLAYERS, Component.SHARING,
+    players, sharing, serving = (Triple(MODEL).selector(c) for c in (Component.PLAYERS, Component.SHARING,
                                                                       Component.SERVING))
     mesh = [{"port": contract.MESH_PORT, "protocol": "TCP"}]
     dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
@@ -617,3 +620,113 @@ def test_network_policies_draw_the_mesh_and_client_boundary():
     # The TensorFlow ports are in no rule: nothing but the pod itself reaches them.
     rules = [rule for key in expected for rule in objects[key]["spec"]["ingress"]]
     assert not {p["port"] for rule in rules for p in rule["ports"]} & set(contract.MESH_TF_PORTS.values())
+
+
+# A second triple: its own CA, its own player pods.
+ISSUANCE_1 = Issuance(issuer="ef567890", ca_certificate="-----BEGIN CERTIFICATE-----\nCA 1\n-----END CERTIFICATE-----\n")
+UIDS_1 = ["uid-3", "uid-4", "uid-5"]
+
+
+def build_triple_1():
+    return build_all(triple=1, issuance=ISSUANCE_1, uids=UIDS_1)
+
+
+def test_triple_1s_children_are_named_after_it():
+    names = {key: obj["metadata"]["name"] for key, obj in build_triple_1().items()}
+    digest = sharing_digest(parse_spec(MNIST), UIDS_1)
+    assert {key: name for key, name in names.items() if key not in ("access", "disruption_budget")} == {
+        "hostmap": "mnist-t1-hostmap",
+        "players_service": "mnist-t1-players",
+        **{player: f"mnist-t1-{player}" for player in PLAYERS},
+        **{f"ingress_{p}": f"mnist-t1-ingress-{p}" for p in contract.SHARE_HOLDERS},
+        **{f"mesh_{c}": f"mnist-t1-mesh-{c}" for c in contract.CONTROLLER_NAMES},
+        **{f"policy_{c}": f"mnist-t1-{c}" for c in ("players", "sharing", "serving")},
+        "sharing": f"mnist-t1-sharing-{digest}",
+        "serving": "mnist-t1-serving",
+        "serving_service": "mnist-t1-serving",
+        **{f"tls_{party}": f"mnist-t1-tls-{party}-ef567890" for party in contract.PARTY_NAMES},
+    }
+    # The model-wide ones are triple 0's, as before scale-out.
+    assert (names["access"], names["disruption_budget"]) == ("mnist-access", "mnist-players")
+
+
+def test_triple_0s_workloads_are_the_ones_from_before_scale_out():
+    """An operator upgrade must not roll triple 0's pods (its players would lose their shares)."""
+    objects = build_all()
+    for player in PLAYERS:
+        assert objects[player]["spec"]["selector"]["matchLabels"] == {
+            consts.LABEL_MODEL: MODEL, consts.LABEL_COMPONENT: Component.PLAYERS, consts.LABEL_PLAYER: player}
+        assert consts.LABEL_TRIPLE not in pod_labels(objects[player])
+        assert pod_labels(objects[player])[consts.LABEL_INSTANCE] == MODEL
+    assert objects["serving"]["spec"]["selector"]["matchLabels"] == selector_labels(MODEL, Component.SERVING)
+
+
+def test_services_and_policies_select_their_own_triples_pods_only():
+    triples = {0: build_all(), 1: build_triple_1()}
+    pods = [(triple, key, pod_labels(objects[key])) for triple, objects in triples.items() for key in RUNTIME_PODS]
+    for triple, objects in triples.items():
+        for key, obj in objects.items():
+            if obj["kind"] == "Service":
+                selector = obj["spec"]["selector"]
+            elif obj["kind"] == "NetworkPolicy":
+                selector = obj["spec"]["podSelector"]["matchLabels"]
+                peers = [peer["podSelector"]["matchLabels"] for rule in obj["spec"]["ingress"] + obj["spec"]["egress"]
+                         for peer in rule.get("from", rule.get("to", []))]
+                for peer in peers:
+                    assert {t for t, _, labels in pods if matches(peer, labels)} == {triple}, (triple, key)
+            else:
+                continue
+            assert {t for t, _, labels in pods if matches(selector, labels)} == {triple}, (triple, key)
+
+
+def test_each_workload_of_triple_1_selects_only_its_own_pods():
+    triples = {0: build_all(), 1: build_triple_1()}
+    for key in (*PLAYERS, "serving"):
+        selector = triples[1][key]["spec"]["selector"]["matchLabels"]
+        assert matches(selector, pod_labels(triples[1][key]))
+        assert not matches(selector, pod_labels(triples[0][key])), key
+        assert pod_labels(triples[1][key])[consts.LABEL_TRIPLE] == "1"
+
+
+def test_triple_1s_pods_read_its_hostmap_and_its_own_partys_secret():
+    objects = build_triple_1()
+    for key in RUNTIME_PODS:
+        (volume,) = [v for v in pod_spec(objects[key])["volumes"] if v["name"] == "config"]
+        hostmap, secret = volume["projected"]["sources"]
+        assert hostmap["configMap"]["name"] == "mnist-t1-hostmap"
+        assert secret["secret"]["name"] == f"mnist-t1-tls-{PARTY_OF[key]}-{ISSUANCE_1.issuer}", key
+    mesh = json.loads(objects["hostmap"]["data"][consts.HOSTMAP_FILE])[contract.MESH_KEY]
+    assert mesh["server1"].startswith(f"mnist-t1-server1-0.mnist-t1-players.{NAMESPACE}.svc")
+    assert mesh["serve"].startswith(f"mnist-t1-mesh-serve.{NAMESPACE}.svc")
+
+
+def test_one_disruption_budget_and_one_spread_for_every_triples_players():
+    triples = {0: build_all(), 1: build_triple_1()}
+    budget = triples[0]["disruption_budget"]["spec"]["selector"]["matchLabels"]
+    for objects in triples.values():
+        for player in PLAYERS:
+            assert matches(budget, pod_labels(objects[player]))
+            (spread,) = pod_spec(objects[player])["affinity"]["podAntiAffinity"][
+                "preferredDuringSchedulingIgnoredDuringExecution"]
+            assert all(matches(spread["podAffinityTerm"]["labelSelector"]["matchLabels"], pod_labels(objects[p]))
+                       for objects in triples.values() for p in PLAYERS)
+
+
+def test_access_lists_every_triple_each_under_its_own_ca():
+    spec = parse_spec(MNIST)
+    defaults = OperatorDefaults(service_monitor=True)
+    access_map = build_access_config_map(spec, MODEL, NAMESPACE, defaults, [ISSUANCE, ISSUANCE_1])
+    document = json.loads(access_map["data"][contract.ACCESS_FILE])
+    first, second = document[contract.ACCESS_TRIPLES]
+    assert first == {key: document[key] for key in contract.ACCESS_KEYS}
+    assert second == {
+        "serving": f"https://mnist-t1-serving.{NAMESPACE}.svc.cluster.local:{contract.SERVING_PORT}",
+        **{p: f"https://mnist-t1-ingress-{p}.{NAMESPACE}.svc.cluster.local:{contract.INGRESS_PORT}"
+           for p in contract.SHARE_HOLDERS},
+        "ca": ISSUANCE_1.ca_certificate,
+    }
+    monitor = build_serving_service_monitor(spec, MODEL, NAMESPACE, defaults, 1)
+    ca = monitor["spec"]["endpoints"][0]["tlsConfig"]["ca"]["configMap"]
+    assert access_map["data"][ca["key"]] == ISSUANCE_1.ca_certificate
+    assert matches(monitor["spec"]["selector"]["matchLabels"], build_triple_1()["serving_service"]["metadata"]["labels"])
+    assert not matches(monitor["spec"]["selector"]["matchLabels"], build_all()["serving_service"]["metadata"]["labels"])

@@ -24,8 +24,9 @@ class Issuance:
     issuer: str
     ca_certificate: str  # PEM
 
-    def secret_name(self, model_name: str, party: str) -> str:
-        return tls_secret_name(model_name, party, self.issuer)
+    def secret_name(self, prefix: str, party: str) -> str:
+        """`prefix`: the model's name, or a triple's (naming.Triple.prefix)."""
+        return tls_secret_name(prefix, party, self.issuer)
 
     def to_status(self) -> dict:
         return {"issuer": self.issuer, "caCertificate": self.ca_certificate}
@@ -38,9 +39,12 @@ class Issuance:
         return cls(issuer=tls["issuer"], ca_certificate=tls["caCertificate"])
 
 
-def issue(model_name: str) -> tuple[Issuance, dict[str, tuple[str, str]]]:
-    """A fresh CA and {party: (key PEM, certificate PEM)} for every party; the CA key is dropped."""
-    ca_key, ca_certificate = pki.new_ca(model_name)
+def issue(name: str) -> tuple[Issuance, dict[str, tuple[str, str]]]:
+    """A fresh CA and {party: (key PEM, certificate PEM)} for every party; the CA key is dropped.
+
+    One per player triple (`name`: naming.Triple.prefix): a party verifies its peers by party name
+    under its CA, so a CA shared by two triples would let one triple's server0 join the other's mesh."""
+    ca_key, ca_certificate = pki.new_ca(name)
     parties = {}
     for party in contract.PARTY_NAMES:
         key, certificate = pki.issue(ca_key, ca_certificate, party)

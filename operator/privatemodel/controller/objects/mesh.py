@@ -13,7 +13,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, labels, mesh_address, selector_labels
+from privatemodel.controller.naming import Triple, mesh_address
 from privatemodel.controller.objects.pod import MESH_PORT_NAME, component_metadata, metadata
 from privatemodel.controller.spec import PrivateModelSpec
 
@@ -23,39 +23,44 @@ LOOPBACK = "127.0.0.1"
 CONTROLLER_COMPONENTS = {consts.SHARING_PARTY: Component.SHARING, consts.SERVING_PARTY: Component.SERVING}
 
 
-def hostmap(model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
-    """Every party's TensorFlow address (a loopback tunnel) and its mesh address (HOST:MESH_PORT)."""
+def hostmap(model_name: str, namespace: str, defaults: OperatorDefaults, triple: int = 0) -> dict:
+    """Every party's TensorFlow address (a loopback tunnel) and its mesh address (HOST:MESH_PORT):
+    the parties of one triple only."""
+    prefix = Triple(model_name, triple).prefix
     tunnels = {party: f"{LOOPBACK}:{contract.MESH_TF_PORTS[party]}" for party in contract.PARTY_NAMES}
-    mesh = {party: mesh_address(model_name, namespace, party, defaults.cluster_domain) for party in contract.PARTY_NAMES}
+    mesh = {party: mesh_address(prefix, namespace, party, defaults.cluster_domain) for party in contract.PARTY_NAMES}
     return {**tunnels, contract.MESH_KEY: mesh}
 
 
 def build_hostmap_config_map(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, triple: int = 0
 ) -> dict:
+    """The triple's hostmap; for triples 1 and up also the owner of their TLS Secrets, so that
+    removing the triple (scaling down) takes its Secrets too (the operator cannot delete Secrets)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": component_metadata(model_name, namespace, Component.HOSTMAP),
-        "data": {consts.HOSTMAP_FILE: json.dumps(hostmap(model_name, namespace, defaults), indent=2) + "\n"},
+        "metadata": component_metadata(model_name, namespace, Component.HOSTMAP, triple),
+        "data": {consts.HOSTMAP_FILE: json.dumps(hostmap(model_name, namespace, defaults, triple), indent=2) + "\n"},
     }
 
 
 def build_mesh_service(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, controller: str
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, controller: str,
+    triple: int = 0,
 ) -> dict:
     """A controller's mesh address. ClusterIP: its address stays while its pods come and go (a new
     sharing Job, a restarted serving pod), so players may resolve it once."""
+    names = Triple(model_name, triple)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(child_name(model_name, Component.MESH, controller), namespace,
-                             labels(model_name, Component.MESH)),
+        "metadata": metadata(names.name(Component.MESH, controller), namespace, names.labels(Component.MESH)),
         "spec": {
             "type": "ClusterIP",
             # Players call back into the controller while it warms up, before serving is Ready.
             "publishNotReadyAddresses": True,
-            "selector": selector_labels(model_name, CONTROLLER_COMPONENTS[controller]),
+            "selector": names.selector(CONTROLLER_COMPONENTS[controller]),
             "ports": [{"name": MESH_PORT_NAME, "port": contract.MESH_PORT, "targetPort": MESH_PORT_NAME,
                        "protocol": "TCP"}],
         },
@@ -63,12 +68,15 @@ def build_mesh_service(
 
 
 def build_network_policies(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, triple: int = 0
 ) -> list[dict]:
-    """One policy per component, each pod's ingress and egress: the mesh port between the model's
-    parties only; HTTPS (the share holders' ingress, serving) from anywhere; DNS out."""
+    """One policy per component, each pod's ingress and egress: the mesh port between the parties
+    of one triple only (another triple's pods are selected by other labels); HTTPS (the share
+    holders' ingress, serving) from anywhere; DNS out."""
+    names = Triple(model_name, triple)
+
     def pods(*components: str) -> list[dict]:
-        return [{"podSelector": {"matchLabels": selector_labels(model_name, c)}} for c in components]
+        return [{"podSelector": {"matchLabels": names.selector(c)}} for c in components]
 
     def port(number: int, protocol: str = "TCP") -> dict:
         return {"port": number, "protocol": protocol}
@@ -96,9 +104,9 @@ def build_network_policies(
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": component_metadata(model_name, namespace, component),
+            "metadata": component_metadata(model_name, namespace, component, triple),
             "spec": {
-                "podSelector": {"matchLabels": selector_labels(model_name, component)},
+                "podSelector": {"matchLabels": names.selector(component)},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": ingress,
                 "egress": egress,

@@ -7,13 +7,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import (
-    child_name,
-    labels,
-    player_selector_labels,
-    player_workload,
-    selector_labels,
-)
+from privatemodel.controller.naming import Triple, selector_labels
 from privatemodel.controller.objects.pod import (
     MESH_PORT_NAME,
     component_metadata,
@@ -28,17 +22,18 @@ STATE_VOLUME = "state"
 INGRESS_PORT_NAME = "https"
 
 
-def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
+def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults,
+                          triple: int = 0) -> dict:
     """Headless: `<model>-server<i>-0.<model>-players...` resolves to that player's pod (mesh port only)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": component_metadata(model_name, namespace, Component.PLAYERS),
+        "metadata": component_metadata(model_name, namespace, Component.PLAYERS, triple),
         "spec": {
             "clusterIP": "None",
             # Players must resolve each other while starting, before any of them is Ready.
             "publishNotReadyAddresses": True,
-            "selector": selector_labels(model_name, Component.PLAYERS),
+            "selector": Triple(model_name, triple).selector(Component.PLAYERS),
             "ports": [{"name": MESH_PORT_NAME, "port": contract.MESH_PORT, "targetPort": MESH_PORT_NAME,
                        "protocol": "TCP"}],
         },
@@ -47,8 +42,10 @@ def build_players_service(spec: PrivateModelSpec, model_name: str, namespace: st
 
 def build_player_stateful_set(
     spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player: str,
-    issuance: Issuance,
+    issuance: Issuance, triple: int = 0,
 ) -> dict:
+    """`issuance`: the triple's own certificates."""
+    names = Triple(model_name, triple)
     command = [
         consts.RUNTIME_COMMAND, "player", player,
         "--config", consts.HOSTMAP_PATH,
@@ -76,42 +73,44 @@ def build_player_stateful_set(
         readinessProbe={**probe, "periodSeconds": 5},
     )
     pod_spec = runtime_pod_spec(
-        model_name,
+        names.prefix,
         container,
         spec.players,
         # The player's share lives here: it survives container restarts, not the pod's deletion.
         volumes=[{"name": STATE_VOLUME, "emptyDir": {}}],
-        tls_secret=issuance.secret_name(model_name, player),
+        tls_secret=issuance.secret_name(names.prefix, player),
         affinity=_spread_across_nodes(spec.players.affinity, model_name),
     )
-    player_labels = {**labels(model_name, Component.PLAYERS), **player_selector_labels(model_name, player)}
+    player_labels = {**names.labels(Component.PLAYERS), consts.LABEL_PLAYER: player}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": metadata(player_workload(model_name, player), namespace, player_labels),
+        "metadata": metadata(names.player_workload(player), namespace, player_labels),
         "spec": {
             "replicas": 1,
-            "serviceName": child_name(model_name, Component.PLAYERS),
+            "serviceName": names.name(Component.PLAYERS),
             "updateStrategy": {"type": "RollingUpdate"},
-            "selector": {"matchLabels": player_selector_labels(model_name, player)},
+            "selector": {"matchLabels": names.workload_selector(Component.PLAYERS, player)},
             "template": {"metadata": {"labels": copy.deepcopy(player_labels)}, "spec": pod_spec},
         },
     }
 
 
 def build_ingress_service(
-    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player: str
+    spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player: str,
+    triple: int = 0,
 ) -> dict:
     """Clients reach a share holder's ingress here; its type says whether from outside the cluster."""
-    meta = metadata(child_name(model_name, Component.INGRESS, player), namespace,
-                    {**labels(model_name, Component.INGRESS), consts.LABEL_PLAYER: player})
+    names = Triple(model_name, triple)
+    meta = metadata(names.name(Component.INGRESS, player), namespace,
+                    {**names.labels(Component.INGRESS), consts.LABEL_PLAYER: player})
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta,
         "spec": {
             "type": spec.access.service_type or defaults.service_type,
-            "selector": player_selector_labels(model_name, player),
+            "selector": names.selector(Component.PLAYERS, player),
             "ports": [{"name": INGRESS_PORT_NAME, "port": contract.INGRESS_PORT, "targetPort": INGRESS_PORT_NAME,
                        "protocol": "TCP"}],
         },
@@ -123,6 +122,8 @@ def build_players_disruption_budget(
 ) -> dict:
     """A voluntary disruption (a node drain) evicts at most one player at a time: each eviction
     costs that player's share and a new sharing, and two at once would leave nothing to serve.
+    One budget for every triple (the eviction API refuses pods under two budgets): a drain never
+    takes two triples down at once.
     api_version: policy/v1, or policy/v1beta1 on clusters older than 1.21."""
     return {
         "apiVersion": api_version,
@@ -133,7 +134,8 @@ def build_players_disruption_budget(
 
 
 def _spread_across_nodes(affinity: dict, model_name: str) -> dict:
-    """The user's affinity; unless it says otherwise about pods, prefer one player per node.
+    """The user's affinity; unless it says otherwise about pods, prefer one player per node
+    (among all the model's players, every triple's).
 
     Preferred, not required: three players on a one-node cluster still run, and shares held by
     different nodes' players are only as separate as the nodes are.

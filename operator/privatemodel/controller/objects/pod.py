@@ -24,9 +24,10 @@ def metadata(name: str, namespace: str, labels: dict, annotations: dict | None =
     return meta
 
 
-def component_metadata(model_name: str, namespace: str, component: str) -> dict:
-    """A child named and labelled after its model and component, e.g. mnist-players."""
-    return metadata(child_name(model_name, component), namespace, naming.labels(model_name, component))
+def component_metadata(model_name: str, namespace: str, component: str, triple: int = 0) -> dict:
+    """A child named and labelled after its model, triple and component, e.g. mnist-players, mnist-t1-players."""
+    names = naming.Triple(model_name, triple)
+    return metadata(names.name(component), namespace, names.labels(component))
 
 
 def runtime_container(
@@ -68,7 +69,7 @@ def runtime_container(
 
 
 def runtime_pod_spec(
-    model_name: str,
+    prefix: str,
     container: dict,
     settings: PodSettings,
     volumes: list[dict],
@@ -77,7 +78,8 @@ def runtime_pod_spec(
     **fields,
 ) -> dict:
     """A pod that cannot reach the Kubernetes API (no token), runs as an unprivileged user and
-    sees only its own party's key (the Secret `tls_secret`), under CONFIG_DIR/tls."""
+    sees only its own party's key (the Secret `tls_secret`), under CONFIG_DIR/tls.
+    `prefix`: its triple's (naming.Triple.prefix), whose hostmap it reads."""
     pod = {
         "automountServiceAccountToken": False,
         # Service env vars would only add noise; runtime pods find each other through the hostmap.
@@ -92,7 +94,7 @@ def runtime_pod_spec(
         **fields,
         "containers": [container],
         "volumes": [
-            config_volume(model_name, tls_secret),
+            config_volume(prefix, tls_secret),
             *volumes,
             {"name": TMP_VOLUME, "emptyDir": {}},
         ],
@@ -107,12 +109,12 @@ def runtime_pod_spec(
     return pod
 
 
-def config_volume(model_name: str, tls_secret: str) -> dict:
+def config_volume(prefix: str, tls_secret: str) -> dict:
     """CONFIG_DIR: the hostmap, and tls/ with the party's Secret (one directory: a Secret volume
     mounted inside a ConfigMap volume would need a mount point in a read-only one)."""
     tls_files = [{"key": name, "path": f"{consts.TLS_DIR_NAME}/{name}"}
                  for name in (contract.TLS_CA, contract.TLS_CERT, contract.TLS_KEY)]
-    hostmap = {"name": child_name(model_name, Component.HOSTMAP),
+    hostmap = {"name": child_name(prefix, Component.HOSTMAP),
                "items": [{"key": consts.HOSTMAP_FILE, "path": consts.HOSTMAP_FILE}]}
     return {
         "name": CONFIG_VOLUME,

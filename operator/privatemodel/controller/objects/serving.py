@@ -3,7 +3,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, labels, selector_labels
+from privatemodel.controller.naming import Triple, access_ca_key, child_name
 from privatemodel.controller.objects.pod import component_metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import PrivateModelSpec
 from privatemodel.controller.tls import Issuance
@@ -13,9 +13,11 @@ PORT_NAME = "https"
 
 def build_serving_deployment(
     spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, shared_digest: str,
-    issuance: Issuance,
+    issuance: Issuance, triple: int = 0,
 ) -> dict:
-    """Serving for the shares with this digest; a new sharing rolls the pod, which loads shares at start."""
+    """Serving for the shares with this digest (one triple's); a new sharing rolls the pod, which
+    loads shares at start."""
+    names = Triple(model_name, triple)
     command = [
         consts.RUNTIME_COMMAND, "serve",
         "--config", consts.HOSTMAP_PATH,
@@ -43,56 +45,59 @@ def build_serving_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": component_metadata(model_name, namespace, Component.SERVING),
+        "metadata": component_metadata(model_name, namespace, Component.SERVING, triple),
         "spec": {
+            # One serve process per triple: two driving the same players at once would interleave
+            # their graphs (spec.serving.replicas adds triples, not serve processes).
             "replicas": 1,
-            # Two serve processes driving the same players at once would interleave their graphs.
             "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": selector_labels(model_name, Component.SERVING)},
+            "selector": {"matchLabels": names.workload_selector(Component.SERVING)},
             "template": {
                 "metadata": {
-                    "labels": labels(model_name, Component.SERVING),
+                    "labels": names.labels(Component.SERVING),
                     "annotations": {consts.ANNOTATION_SHARED_DIGEST: shared_digest},
                 },
-                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes=[],
-                                         tls_secret=issuance.secret_name(model_name, consts.SERVING_PARTY)),
+                "spec": runtime_pod_spec(names.prefix, container, spec.serving, volumes=[],
+                                         tls_secret=issuance.secret_name(names.prefix, consts.SERVING_PARTY)),
             },
         },
     }
 
 
-def build_serving_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults) -> dict:
+def build_serving_service(spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults,
+                          triple: int = 0) -> dict:
     """Clients reach serving here; its type says whether from outside the cluster."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": component_metadata(model_name, namespace, Component.SERVING),
+        "metadata": component_metadata(model_name, namespace, Component.SERVING, triple),
         "spec": {
             "type": spec.access.service_type or defaults.service_type,
-            "selector": selector_labels(model_name, Component.SERVING),
+            "selector": Triple(model_name, triple).selector(Component.SERVING),
             "ports": [{"name": PORT_NAME, "port": contract.SERVING_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
 
 
 def build_serving_service_monitor(spec: PrivateModelSpec, model_name: str, namespace: str,
-                                  defaults: OperatorDefaults) -> dict:
-    """For the Prometheus Operator: scrape serving's /metrics over HTTPS, trusting only this model's
+                                  defaults: OperatorDefaults, triple: int = 0) -> dict:
+    """For the Prometheus Operator: scrape serving's /metrics over HTTPS, trusting only this triple's
     CA (from the clients' access ConfigMap) and checking the certificate names the serve party."""
-    meta = component_metadata(model_name, namespace, Component.SERVING)
+    names = Triple(model_name, triple)
+    meta = component_metadata(model_name, namespace, Component.SERVING, triple)
     meta["labels"].update(defaults.service_monitor_labels)
     return {
         "apiVersion": consts.SERVICE_MONITOR_API_VERSION,
         "kind": "ServiceMonitor",
         "metadata": meta,
         "spec": {
-            "selector": {"matchLabels": selector_labels(model_name, Component.SERVING)},
+            "selector": {"matchLabels": names.selector(Component.SERVING)},
             "endpoints": [{
                 "port": PORT_NAME,
                 "scheme": "https",
                 "path": consts.SERVING_METRICS_PATH,
                 "tlsConfig": {
-                    "ca": {"configMap": {"name": child_name(model_name, Component.ACCESS), "key": contract.TLS_CA}},
+                    "ca": {"configMap": {"name": child_name(model_name, Component.ACCESS), "key": access_ca_key(triple)}},
                     "serverName": consts.SERVING_PARTY,
                 },
             }],

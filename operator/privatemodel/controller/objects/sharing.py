@@ -7,7 +7,7 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import child_name, labels
+from privatemodel.controller.naming import Triple
 from privatemodel.controller.objects.pod import metadata, runtime_container, runtime_pod_spec
 from privatemodel.controller.spec import FileSource, PrivateModelSpec, SourceKind
 from privatemodel.controller.tls import Issuance
@@ -39,9 +39,11 @@ def sharing_digest(spec: PrivateModelSpec, player_uids: list[str]) -> str:
 
 def build_sharing_job(
     spec: PrivateModelSpec, model_name: str, namespace: str, defaults: OperatorDefaults, player_uids: list[str],
-    issuance: Issuance,
+    issuance: Issuance, triple: int = 0,
 ) -> dict:
-    """A Job that shares the model onto the player pods with these UIDs (server0, server1, server2)."""
+    """A Job that shares the model onto the player pods with these UIDs (server0, server1, server2):
+    a fresh secret sharing for each triple, never a copy of another triple's shares."""
+    names = Triple(model_name, triple)
     digest = sharing_digest(spec, player_uids)
     volumes = [_source_volume(MODEL_VOLUME, spec.model)]
     mounts = [_source_mount(MODEL_VOLUME, consts.MODEL_DIR)]
@@ -79,26 +81,27 @@ def build_sharing_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": metadata(
-            child_name(model_name, Component.SHARING, digest),
+            names.name(Component.SHARING, digest),
             namespace,
-            _job_labels(model_name, digest),
+            _job_labels(names, digest),
             annotations={consts.ANNOTATION_PLAYER_UIDS: json.dumps(list(player_uids))},
         ),
         "spec": {
             "backoffLimit": consts.SHARING_BACKOFF_LIMIT,
             "activeDeadlineSeconds": consts.SHARING_DEADLINE_SECONDS,
             "template": {
-                "metadata": {"labels": _job_labels(model_name, digest)},
+                "metadata": {"labels": _job_labels(names, digest)},
                 # Never: each failed attempt stays a pod whose termination message says why.
-                "spec": runtime_pod_spec(model_name, container, spec.serving, volumes,
-                                         tls_secret=issuance.secret_name(model_name, consts.SHARING_PARTY), restartPolicy="Never"),
+                "spec": runtime_pod_spec(names.prefix, container, spec.serving, volumes,
+                                         tls_secret=issuance.secret_name(names.prefix, consts.SHARING_PARTY),
+                                         restartPolicy="Never"),
             },
         },
     }
 
 
-def _job_labels(model_name: str, digest: str) -> dict:
-    return {**labels(model_name, Component.SHARING), consts.LABEL_SHARING_DIGEST: digest}
+def _job_labels(names: Triple, digest: str) -> dict:
+    return {**names.labels(Component.SHARING), consts.LABEL_SHARING_DIGEST: digest}
 
 
 def _shape_argument(shape: tuple[int, ...]) -> str:
