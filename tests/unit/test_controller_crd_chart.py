@@ -10,7 +10,8 @@ from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import ConditionType, Phase
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH
+from privatemodel.controller.naming import MAX_MODEL_NAME_LENGTH, MAX_SCALED_MODEL_NAME_LENGTH
+from privatemodel.controller.reconcile import TRIPLE_MEMORY
 from privatemodel.controller.spec import parse_spec
 from privatemodel.controller.tls import Issuance
 
@@ -75,6 +76,9 @@ def test_name_limit_and_protocol_default_match_the_operator(schema):
     assert schema["properties"]["metadata"]["properties"]["name"]["maxLength"] == MAX_MODEL_NAME_LENGTH
     protocol = schema["properties"]["spec"]["properties"]["protocol"]
     assert protocol["default"] == consts.PROTOCOL_SECURENN and protocol["enum"] == list(consts.PROTOCOLS)
+    replicas = schema["properties"]["spec"]["properties"]["serving"]["properties"]["replicas"]
+    assert (replicas["minimum"], replicas["maximum"]) == (1, consts.MAX_REPLICAS)
+    assert f"{MAX_SCALED_MODEL_NAME_LENGTH} characters" in " ".join(replicas["description"].split())
 
 
 # Every field the CRD declares, with a valid value: the operator must accept all of them.
@@ -88,6 +92,7 @@ EVERY_FIELD = {
     },
     "serving": {
         "numRequests": 3,
+        "replicas": 1,
         "image": "runtime:1",
         "resources": {"limits": {"memory": "2Gi"}, "requests": {"cpu": 1}},
         "nodeSelector": {"mpc": "yes"},
@@ -123,6 +128,10 @@ def test_status_holds_what_the_operator_writes(schema):
     status = schema["properties"]["status"]["properties"]
     assert set(status["access"]["properties"]) == {"configMap", *contract.ACCESS_KEYS} - {"ca"}
     assert set(status["tls"]["properties"]) == set(Issuance("i", "pem").to_status())
+    triple = status["triples"]["items"]["properties"]
+    assert set(triple) == {"triple", "readyPlayers", "requestsServed", "access", *TRIPLE_MEMORY}
+    assert set(triple["access"]["properties"]) == set(status["access"]["properties"]) - {"configMap"}
+    assert set(triple["tls"]["properties"]) == set(status["tls"]["properties"])
 
 
 def test_model_sources_are_exactly_one_of(schema):

@@ -4,13 +4,14 @@ change. The fakes stand in for the API server and the kubelet; tests/e2e proves 
 real cluster."""
 import copy
 import itertools
+import json
 import logging
 
 import pytest
 
 from privatemodel import contract
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import player_pod
+from privatemodel.controller.naming import Triple, player_pod
 from privatemodel.controller.reconcile import serving_unchanged, status_changes, tick
 from unit.test_controller_objects import MNIST
 
@@ -42,6 +43,7 @@ class FakeCluster:
         key = (manifest["kind"], manifest["metadata"]["name"])
         assert key not in self.objects, f"{key} created twice"
         self.objects[key] = copy.deepcopy(manifest)
+        self.objects[key]["metadata"].setdefault("uid", next(uids))
         self.created.append(key)
         return manifest
 
@@ -50,9 +52,12 @@ class FakeCluster:
         if live is None:
             self.create(manifest)
             return "created"
-        if {k: v for k, v in live.items() if k != "status"} == manifest:
+        if {k: v for k, v in live.items() if k != "status"} == {**manifest, "metadata": {
+                **manifest["metadata"], "uid": live["metadata"]["uid"]}}:
             return "unchanged"
+        uid = live["metadata"]["uid"]
         live.update(copy.deepcopy(manifest))
+        live["metadata"]["uid"] = uid
         return "updated"
 
     def delete(self, kind, namespace, name, foreground=False):
@@ -65,13 +70,18 @@ class FakeCluster:
 class FakeReporter:
     def __init__(self):
         self.events: list[tuple[str, str]] = []
+        self.messages: list[str] = []
         self.served = None  # serving's /status; None: it does not answer
+        self.down: set[int] = set()  # triples whose serving does not answer
+        self.asked: list[tuple[str, str]] = []  # (URL, CA) of each status request
 
     def event(self, event_type, reason, message):
         self.events.append((event_type, reason))
+        self.messages.append(message)
 
     def serving_status(self, url, ca_certificate):
-        if self.served is None:
+        self.asked.append((url, ca_certificate))
+        if self.served is None or any(f"//{Triple(MODEL, t).name('serving')}." in url for t in self.down):
             raise OSError("connection refused")
         return self.served
 
@@ -97,28 +107,30 @@ class Model:
     def condition(self, condition_type):
         return next(c for c in self.body["status"]["conditions"] if c["type"] == condition_type)
 
-    def start_player_pods(self, players=contract.PLAYER_NAMES, ready=True):
+    def start_player_pods(self, players=contract.PLAYER_NAMES, ready=True, triple=0):
+        names = Triple(MODEL, triple)
         for player in players:
-            template = self.cluster.objects[("StatefulSet", f"{MODEL}-{player}")]["spec"]["template"]
-            self.cluster.objects[("Pod", player_pod(MODEL, player))] = {
-                "kind": "Pod", "metadata": {"name": player_pod(MODEL, player), "uid": next(uids),
+            template = self.cluster.objects[("StatefulSet", names.player_workload(player))]["spec"]["template"]
+            self.cluster.objects[("Pod", names.player_pod(player))] = {
+                "kind": "Pod", "metadata": {"name": names.player_pod(player), "uid": next(uids),
                                             "labels": dict(template["metadata"]["labels"])},
                 "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
-    def sharing_job(self):
-        (name,) = self.cluster.names("Job")
+    def sharing_job(self, triple=0):
+        prefix = f"{Triple(MODEL, triple).name('sharing')}-"
+        (name,) = [name for name in self.cluster.names("Job") if name.startswith(prefix)]
         return self.cluster.objects[("Job", name)]
 
-    def finish_sharing(self, outcome="Complete", message=None):
-        job = self.sharing_job()
+    def finish_sharing(self, outcome="Complete", message=None, triple=0):
+        job = self.sharing_job(triple)
         job["status"] = {"conditions": [{"type": outcome, "status": "True"}]}
         if message:
             self.cluster.objects[("Pod", "sharing-pod")] = {"kind": "Pod", "metadata": {
                 "name": "sharing-pod", "labels": {"job-name": job["metadata"]["name"]}, "creationTimestamp": "t"},
                 "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}
 
-    def serving_pod_ready(self):
-        self.cluster.objects[("Deployment", f"{MODEL}-serving")]["status"] = {
+    def serving_pod_ready(self, triple=0):
+        self.cluster.objects[("Deployment", Triple(MODEL, triple).name("serving"))]["status"] = {
             "observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1}
 
     def reach_serving(self):
@@ -176,7 +188,8 @@ def test_a_tick_that_sees_no_change_writes_no_status():
     assert model.written[-1] == {}
     model.reporter.served = {"requestsServed": 2, "numRequests": 3, "completed": False}
     model.tick()
-    assert model.written[-1] == {"requestsServed": 2}
+    assert set(model.written[-1]) == {"requestsServed", "triples"}
+    assert model.written[-1]["requestsServed"] == 2 and model.written[-1]["triples"][0]["requestsServed"] == 2
 
 
 def test_a_replaced_player_loses_its_share_and_the_model_is_shared_again():
@@ -261,6 +274,7 @@ def test_a_restarted_operator_mid_sharing_creates_nothing_twice():
 
 @pytest.mark.parametrize("edit, field", [
     (lambda spec: spec.update(outputShape=[2, 10]), "spec.outputShape[0]"),
+    (lambda spec: spec["serving"].update(replicas=2), "spec.serving.numRequests"),
     (lambda spec: spec.update(serving={"image": "busybox"}), "spec.serving.image"),
 ])
 def test_an_invalid_spec_fails_and_builds_nothing(edit, field):
@@ -306,3 +320,149 @@ def test_servings_service_monitor_lives_and_goes_with_serving():
     plain = Model()
     plain.reach_serving()
     assert plain.cluster.names("ServiceMonitor") == []  # off by default: no CRD needed
+
+
+SCALED = {**{key: value for key, value in MNIST.items() if key != "serving"}, "serving": {"replicas": 2}}
+TRIPLES = (0, 1)
+
+
+def reach_serving_scaled(model):
+    model.tick()  # triple 0's certificates
+    model.tick()  # triple 0's players; triple 1's certificates
+    model.tick()  # triple 1's players
+    for triple in TRIPLES:
+        model.start_player_pods(triple=triple)
+    model.tick()
+    for triple in TRIPLES:
+        model.finish_sharing(triple=triple)
+    model.tick()
+    for triple in TRIPLES:
+        model.serving_pod_ready(triple)
+    model.reporter.served = {"requestsServed": 0, "completed": False}
+    assert model.tick() == "Serving"
+
+
+def test_two_triples_each_get_their_own_ca_players_sharing_and_serving():
+    model = Model(SCALED)
+    assert model.tick() == "Pending"
+    assert model.tick() == "Pending"
+    # Triple 1's own CA: its Secrets belong to its hostmap (the operator cannot delete Secrets).
+    hostmap = model.cluster.objects[("ConfigMap", "mnist-t1-hostmap")]
+    issuer = model.body["status"]["triples"][1]["tls"]["issuer"]
+    assert issuer != model.body["status"]["tls"]["issuer"]
+    triple_secrets = [name for name in model.cluster.names("Secret") if name.startswith("mnist-t1-tls-")]
+    assert sorted(triple_secrets) == sorted(f"mnist-t1-tls-{party}-{issuer}" for party in contract.PARTY_NAMES)
+    for name in triple_secrets:
+        (owner,) = model.cluster.objects[("Secret", name)]["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["uid"]) == ("ConfigMap", hostmap["metadata"]["uid"])
+    assert not any(name.startswith("mnist-t1-") for name in model.cluster.names("StatefulSet"))  # not yet mounted
+
+    model.tick()
+    assert model.cluster.names("StatefulSet") == sorted(
+        Triple(MODEL, t).player_workload(p) for t in TRIPLES for p in contract.PLAYER_NAMES)
+    assert model.cluster.names("PodDisruptionBudget") == ["mnist-players"]
+    assert model.body["status"]["readyPlayers"] == "0/6"
+    for triple in TRIPLES:
+        model.start_player_pods(triple=triple)
+    assert model.tick() == "Sharing"
+    assert model.body["status"]["readyPlayers"] == "6/6"
+    jobs = [model.sharing_job(t) for t in TRIPLES]
+    # One sharing run per triple, each onto its own players.
+    assert jobs[0]["metadata"]["annotations"] != jobs[1]["metadata"]["annotations"]
+
+    model.finish_sharing(triple=0)
+    model.finish_sharing(triple=1)
+    model.tick()
+    model.serving_pod_ready(0)
+    model.reporter.served = {"requestsServed": 0, "completed": False}
+    # One triple serving is not enough the first time.
+    assert model.tick() == "Starting"
+    assert model.condition("Serving")["message"].startswith("triple 1: waiting for the serving pod")
+    model.serving_pod_ready(1)
+    assert model.tick() == "Serving"
+    assert model.condition("Serving")["message"] == "2/2 triples serve private predictions"
+    assert (model.condition("Degraded")["status"], model.condition("Degraded")["reason"]) == ("False", "AllTriplesServing")
+    assert model.cluster.names("Deployment") == ["mnist-serving", "mnist-t1-serving"]
+    access = model.body["status"]["triples"][1]["access"]
+    assert access["serving"] == "https://mnist-t1-serving.models.svc.cluster.local:8443"
+
+
+def test_a_lost_triple_degrades_the_model_which_serves_on_and_shares_it_again():
+    model = Model(SCALED)
+    reach_serving_scaled(model)
+    triple_0 = {key: model.body["status"][key] for key in ("sharedDigest", "sharingJob", "sharedPlayerUIDs")}
+    lost_job = model.sharing_job(1)["metadata"]["name"]
+    model.start_player_pods(["server1"], ready=False, triple=1)  # a new pod: no share
+    model.reporter.down = {1}
+
+    assert model.tick() == "Serving"
+    degraded = model.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "SharesLost")
+    assert degraded["message"].startswith("triple 1 does not serve: WeightsShared: a player pod holding a share")
+    assert ("Warning", "SharesLost") in model.reporter.events
+    assert any(m.startswith("Degraded: triple 1 does not serve") for m in model.reporter.messages)
+    assert model.body["status"]["readyPlayers"] == "5/6"
+    assert model.cluster.names("Deployment") == ["mnist-serving"]  # triple 1's serving stopped, triple 0's goes on
+    assert model.condition("Ready")["status"] == "False"
+
+    model.start_player_pods(["server1"], triple=1)
+    assert model.tick() == "Serving"
+    assert model.sharing_job(1)["metadata"]["name"] != lost_job
+    model.finish_sharing(triple=1)
+    model.tick()
+    model.serving_pod_ready(1)
+    model.reporter.down = set()
+    assert model.tick() == "Serving"
+    assert model.condition("Degraded")["reason"] == "AllTriplesServing"
+    assert model.condition("Ready")["status"] == "True"
+    # Triple 0 was left alone.
+    assert {key: model.body["status"][key] for key in triple_0} == triple_0
+
+
+def test_a_triples_failed_sharing_does_not_fail_a_model_that_serves():
+    model = Model(SCALED)
+    reach_serving_scaled(model)
+    model.start_player_pods(triple=1)  # all three replaced
+    model.tick()
+    model.finish_sharing("Failed", message="error: out of memory", triple=1)
+    assert model.tick() == "Serving"
+    assert model.condition("Degraded")["reason"] == "SharingFailed"
+    assert model.condition("Ready")["reason"] == "SharingFailed"
+
+
+def test_scaling_down_removes_the_extra_triple_and_scaling_up_adds_one():
+    model = Model(SCALED)
+    reach_serving_scaled(model)
+    model.body["spec"]["serving"]["replicas"] = 1
+    model.body["metadata"]["generation"] = 2
+    assert model.tick() == "Serving"
+    leftovers = [key for key, obj in model.cluster.objects.items() if key[0] not in ("Pod", "Secret")
+                 and obj["metadata"].get("labels", {}).get("ml.privatemodel.dev/triple") == "1"]
+    assert leftovers == []
+    # Its Secrets go with its hostmap, through the garbage collector.
+    assert ("ConfigMap", "mnist-t1-hostmap") not in model.cluster.objects
+    model.tick()
+    assert [entry["triple"] for entry in model.body["status"]["triples"]] == [0]
+    assert "Degraded" not in [c["type"] for c in model.body["status"]["conditions"]]
+    assert model.body["status"]["readyPlayers"] == "3/3"
+    assert json.loads(model.cluster.objects[("ConfigMap", "mnist-access")]["data"]["access.json"])["triples"][1:] == []
+
+    model.body["spec"]["serving"]["replicas"] = 2
+    model.body["metadata"]["generation"] = 3
+    model.tick()
+    model.tick()
+    assert "mnist-t1-server0" in model.cluster.names("StatefulSet")
+    assert model.tick() == "Serving"  # triple 0 serves on while triple 1 is built
+
+
+def test_at_rest_each_triples_serving_is_asked_under_its_own_ca():
+    model = Model(SCALED)
+    reach_serving_scaled(model)
+    status = model.body["status"]
+    model.reporter.asked.clear()
+    assert serving_unchanged(model.reporter, status)
+    cas = [status["tls"]["caCertificate"], status["triples"][1]["tls"]["caCertificate"]]
+    assert model.reporter.asked == [(f"https://{Triple(MODEL, t).name('serving')}.models.svc.cluster.local:8443/status",
+                                     cas[t]) for t in TRIPLES]
+    model.reporter.down = {1}
+    assert not serving_unchanged(model.reporter, status)

@@ -45,6 +45,11 @@ def set_condition(
     return conditions
 
 
+def remove_condition(conditions: list[dict] | None, condition_type: str) -> list[dict]:
+    """`conditions` without the condition of this type (one that no longer applies)."""
+    return [dict(condition) for condition in conditions or () if condition.get("type") != condition_type]
+
+
 def rollup(
     conditions: list[dict] | None, spec_error: str | None = None, now: datetime | None = None
 ) -> tuple[list[dict], str]:
@@ -67,18 +72,21 @@ def rollup(
         else:
             ready = ("False", condition.get("reason", ""), f"{blocking}: {condition.get('message', '')}")
     conditions = set_condition(conditions, ConditionType.READY, *ready, now=now)
-    return conditions, _phase(conditions, failed=spec_error is not None or failure is not None)
+    return conditions, _phase(conditions, spec_error is not None, failure is not None)
 
 
-def _phase(conditions: list[dict], failed: bool) -> str:
-    if failed:
+def _phase(conditions: list[dict], invalid_spec: bool, failed: bool) -> str:
+    if invalid_spec:
         return Phase.FAILED
     serving = find_condition(conditions, ConditionType.SERVING)
     if serving is not None and serving.get("reason") == Reason.REQUESTS_COMPLETED:
         return Phase.COMPLETED
-    # Serving only once serving answers: a user who waits for it can send a query at once.
+    # Serving only once serving answers: a user who waits for it can send a query at once. With
+    # several triples, one that failed (its sharing Job, say) does not stop the others serving.
     if is_true(conditions, ConditionType.SERVING):
         return Phase.SERVING
+    if failed:
+        return Phase.FAILED
     if is_true(conditions, ConditionType.WEIGHTS_SHARED):
         return Phase.STARTING
     if is_true(conditions, ConditionType.PLAYERS_READY):
