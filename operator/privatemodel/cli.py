@@ -177,7 +177,8 @@ def _predict(args):
     classes = outputs.reshape(len(outputs), -1).argmax(axis=1)
     kind = "probabilities" if client.output_activation else "logits"
     if args.json:
-        print(json.dumps({kind: outputs.tolist(), "classes": classes.tolist(), "output_activation": client.output_activation}))
+        print(json.dumps({kind: outputs.tolist(), "classes": classes.tolist(), "output_activation": client.output_activation,
+                          "triple": client.last_triple}))
         return
     if client.output_activation:
         print(f"probabilities ({client.output_activation} applied in the client to the reconstructed logits)")

@@ -5,8 +5,14 @@ each share holder's ingress (one share uniformly random, from the OS's CSPRNG), 
 the request, and collects one answer share from each holder with a token that holder alone was
 given. The plaintext query and answer exist only in this process; serving learns a request id and
 a batch size. Each server is verified as its party (server0, server1, serve) under the model's CA.
+
+A model served by several player triples (the access file's "triples") is a set of independent
+deployments, each with its own CA and its own sharing of the weights: the client sends each request
+to one triple, in turn from a random start, and a request whose triple cannot be reached or answers
+503 is sent once more, freshly shared under a new id, to the next triple.
 """
 import http.client
+import itertools
 import json
 import logging
 import secrets
@@ -35,13 +41,24 @@ class QueryError(ValueError):
 class ServingError(RuntimeError):
     """A server refused or failed the request, or cannot be reached."""
 
+    def __init__(self, message: str, status: int | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.status = status  # the HTTP status of a refusal
+        self.unreachable = unreachable
+
+    @property
+    def triple_down(self) -> bool:
+        """The triple that was asked cannot serve now (another one may): no answer, or 503."""
+        return self.unreachable or self.status == 503
+
 
 class AccessError(ValueError):
     """The access file is unusable."""
 
 
 def load_access(access) -> dict:
-    """The access file's content ({"serving", "server0", "server1": https URL, "ca": PEM}), checked."""
+    """The access file's content ({"serving", "server0", "server1": https URL, "ca": PEM}, and
+    optionally "triples": a list of such objects), checked."""
     if isinstance(access, (str, Path)):
         path = Path(access)
         try:
@@ -50,13 +67,31 @@ def load_access(access) -> dict:
             raise AccessError(f"cannot read access file {path}: {error.strerror}") from None
         except ValueError as error:
             raise AccessError(f"access file {path} is not JSON: {error}") from None
+    _check_triple(access, "access file")
+    triples = access.get(contract.ACCESS_TRIPLES)
+    if triples is not None:
+        if not isinstance(triples, list) or not triples:
+            raise AccessError(f"access file: {contract.ACCESS_TRIPLES} must be a non-empty list, got {triples!r}")
+        for index, triple in enumerate(triples):
+            if not isinstance(triple, dict):
+                raise AccessError(f"access file: {contract.ACCESS_TRIPLES}[{index}] must be an object")
+            _check_triple(triple, f"access file: {contract.ACCESS_TRIPLES}[{index}]")
+    return access
+
+
+def access_triples(access: dict) -> list[dict]:
+    """Every triple's access: the "triples" list, or the top level alone (a single triple, or an
+    access file older than scale-out)."""
+    return access.get(contract.ACCESS_TRIPLES) or [{key: access[key] for key in contract.ACCESS_KEYS}]
+
+
+def _check_triple(access: dict, where: str) -> None:
     missing = [key for key in contract.ACCESS_KEYS if not isinstance(access.get(key), str)]
     if missing:
-        raise AccessError(f"access file lacks {', '.join(missing)}; expected keys {', '.join(contract.ACCESS_KEYS)}")
+        raise AccessError(f"{where} lacks {', '.join(missing)}; expected keys {', '.join(contract.ACCESS_KEYS)}")
     for key in ("serving",) + contract.SHARE_HOLDERS:
         if urllib.parse.urlsplit(access[key]).scheme != "https":
-            raise AccessError(f"access file: {key} must be an https:// URL (shares never travel in the clear), got {access[key]!r}")
-    return access
+            raise AccessError(f"{where}: {key} must be an https:// URL (shares never travel in the clear), got {access[key]!r}")
 
 
 class _Party:
@@ -87,12 +122,13 @@ class _Party:
                 self._forget(connection)
                 # The server closed an idle kept-alive connection before reading this request: one fresh try.
                 if not reused:
-                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
+                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}", unreachable=True) from None
             except (OSError, http.client.HTTPException) as error:
                 self._forget(connection)
-                raise ServingError(f"{self.party} at {self.url} is unreachable: {error}") from None
+                raise ServingError(f"{self.party} at {self.url} is unreachable: {error}", unreachable=True) from None
         if response.status not in ok:
-            raise ServingError(f"{self.party} at {self.url} refused {method} {path} ({response.status}): {_error_text(data)}")
+            raise ServingError(f"{self.party} at {self.url} refused {method} {path} ({response.status}): {_error_text(data)}",
+                               status=response.status)
         return response.status, response.headers, data
 
     def _forget(self, connection):
@@ -109,20 +145,63 @@ class _Party:
         return connection, False
 
 
+class _Triple:
+    """One player triple as a client sees it: serving and the two holders' ingress, under its own CA,
+    and the shares it serves (its own sharing run: share ids differ from triple to triple)."""
+
+    def __init__(self, index: int, access: dict, timeout: float):
+        context = ssl.create_default_context(cadata=access["ca"])
+        self.index = index
+        self.serving = _Party(SERVING, access["serving"], context, timeout)
+        self.holders = [_Party(player, access[player], context, timeout) for player in contract.SHARE_HOLDERS]
+        self.metadata: dict | None = None  # fetched on first use, and again after the triple failed
+
+    def refresh_metadata(self) -> dict:
+        """The public facts of the shares this triple holds, from its server0's ingress."""
+        _, _, data = self.holders[0].request("GET", "/v2/model")
+        self.metadata = json.loads(data)
+        return self.metadata
+
+
 class PrivateClient:
     def __init__(self, access, timeout: float = 60.0):
         access = load_access(access)
-        context = ssl.create_default_context(cadata=access["ca"])
-        self.serving = _Party(SERVING, access["serving"], context, timeout)
-        self.holders = [_Party(player, access[player], context, timeout) for player in contract.SHARE_HOLDERS]
+        self.triples = [_Triple(index, triple, timeout) for index, triple in enumerate(access_triples(access))]
+        # Round robin from a random start, so that many clients spread evenly over the triples.
+        self._turns = itertools.count(secrets.randbelow(len(self.triples)))
         self.last_phases_ms = dict.fromkeys(PHASES, 0.0)  # the last predict's time, by phase
+        self.last_triple = None  # the triple that answered the last request
         self.refresh_metadata()
 
+    @property
+    def serving(self) -> _Party:
+        """The first triple's serving (the only one in a single-triple access file)."""
+        return self.triples[0].serving
+
+    @property
+    def holders(self) -> list:
+        return self.triples[0].holders
+
+    @property
+    def share_id(self) -> str:
+        return self.triples[0].metadata["shareId"]
+
     def refresh_metadata(self) -> None:
-        """The public facts of the shared model, from server0's ingress (a re-share changes them)."""
-        _, _, data = self.holders[0].request("GET", "/v2/model")
-        metadata = json.loads(data)
-        self.share_id = metadata["shareId"]
+        """The public facts of the shared model (a re-share changes them), from the first triple that
+        answers; the others' share ids are fetched when a request first goes to them."""
+        for triple in self.triples:
+            triple.metadata = None
+        error = None
+        for triple in self.triples:
+            try:
+                metadata = triple.refresh_metadata()
+                break
+            except ServingError as failure:
+                if not failure.triple_down:
+                    raise
+                error = failure
+        else:
+            raise error
         self.input_shape = tuple(metadata["inputShape"])
         self.output_shape = tuple(metadata["outputShape"])
         self.output_activation = metadata.get("outputActivation")  # None: the logits are the answer
@@ -161,18 +240,38 @@ class PrivateClient:
         return x
 
     def _predict_batch(self, batch) -> np.ndarray:
+        """On the next triple; once more on the one after it if that triple is down."""
+        first = next(self._turns)
+        attempts = min(2, len(self.triples))
+        for attempt in range(attempts):
+            triple = self.triples[(first + attempt) % len(self.triples)]
+            try:
+                answer = self._predict_on(triple, batch)
+            except ServingError as error:
+                if not error.triple_down or attempt + 1 == attempts:
+                    raise
+                # Rebuilt, it will hold a new sharing: its metadata is fetched again before its next request.
+                triple.metadata = None
+                log.warning("triple %d cannot serve (%s); sending the request to the next triple", triple.index, error)
+                continue
+            self.last_triple = triple.index
+            return answer
+
+    def _predict_on(self, triple: _Triple, batch) -> np.ndarray:
+        """One request on one triple, under a fresh id with fresh shares of the query."""
+        metadata = triple.metadata or triple.refresh_metadata()
         request_id = secrets.token_hex(16)
-        tokens = [secrets.token_urlsafe(32) for _ in self.holders]
+        tokens = [secrets.token_urlsafe(32) for _ in triple.holders]
         staged = []
         clock = _PhaseClock(self.last_phases_ms)
         try:
-            for holder, token, share in zip(self.holders, tokens, self._share(batch)):
+            for holder, token, share in zip(triple.holders, tokens, self._share(batch)):
                 holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
                                headers=_auth(token, {"Content-Type": "application/octet-stream", "X-Batch-Size": str(len(batch))}))
                 staged.append((holder, token))
             clock.lap("stage")
-            body = json.dumps({"id": request_id, "count": len(batch), "shareId": self.share_id}).encode()
-            self.serving.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
+            body = json.dumps({"id": request_id, "count": len(batch), "shareId": metadata["shareId"]}).encode()
+            triple.serving.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
             clock.lap("run")
             parts = [self._collect(holder, token, request_id) for holder, token in staged]
             clock.lap("collect")
