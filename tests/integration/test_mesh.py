@@ -54,6 +54,9 @@ def pki_dir(tmp_path_factory):
         pki.write_tls_dir(root / party, ca_certificate, *pki.issue(ca_key, ca_certificate, party))
     foreign_key, foreign_ca = pki.new_ca("someone else")
     pki.write_tls_dir(root / "foreign", foreign_ca, *pki.issue(foreign_key, foreign_ca, "server1"))
+    # Another player triple of the same model has a CA of its own, even under the same name.
+    other_key, other_ca = pki.new_ca("mesh-test")
+    pki.write_tls_dir(root / "other-triple", other_ca, *pki.issue(other_key, other_ca, "server1"))
     return root
 
 
@@ -100,13 +103,16 @@ def test_no_certificate_no_tensorflow(mesh, pki_dir):
     assert exchange(mesh.mesh["server0"]) != b"ping"
 
 
-def test_a_certificate_of_another_ca_is_refused(mesh, pki_dir):
+@pytest.mark.parametrize("holder", ["foreign", "other-triple"])
+def test_a_certificate_of_another_ca_is_refused(mesh, pki_dir, holder):
+    """Another triple's server1 cannot join this triple's mesh as server1."""
     foreign = ssl.create_default_context(cafile=str(pki_dir / "server1" / contract.TLS_CA))
-    foreign.load_cert_chain(pki_dir / "foreign" / contract.TLS_CERT, pki_dir / "foreign" / contract.TLS_KEY)
+    foreign.load_cert_chain(pki_dir / holder / contract.TLS_CERT, pki_dir / holder / contract.TLS_KEY)
     assert exchange(mesh.mesh["server0"], foreign, "server0") == b""
 
 
-@pytest.mark.parametrize("presented, passes", [("server1", True), ("server2", False), ("foreign", False)])
+@pytest.mark.parametrize("presented, passes", [("server1", True), ("server2", False), ("foreign", False),
+                                               ("other-triple", False)])
 def test_a_tunnel_talks_only_to_the_peer_it_names(mesh, pki_dir, presented, passes):
     """server0's tunnel to server1 checks that the far end is the model's server1."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
