@@ -11,7 +11,7 @@ import pytest
 
 from privatemodel import contract
 from privatemodel.controller.defaults import OperatorDefaults
-from privatemodel.controller.naming import Triple, player_pod
+from privatemodel.controller.naming import Triple
 from privatemodel.controller.reconcile import serving_unchanged, status_changes, tick
 from unit.test_controller_objects import MNIST
 

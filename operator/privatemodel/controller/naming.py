@@ -78,15 +78,6 @@ def selector_labels(model_name: str, component: str | None = None) -> dict:
     return labels
 
 
-def player_selector_labels(model_name: str, player: str) -> dict:
-    return {**selector_labels(model_name, Component.PLAYERS), consts.LABEL_PLAYER: player}
-
-
-def labels(model_name: str, component: str) -> dict:
-    """Every label a child and its pods carry: the selector labels plus the recommended ones."""
-    return Triple(model_name).labels(component)
-
-
 @dataclass(frozen=True)
 class Triple:
     """One of a PrivateModel's independent player triples (spec.serving.replicas): three players,

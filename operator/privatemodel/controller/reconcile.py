@@ -409,11 +409,11 @@ class Reconciliation:
         self.update["readyPlayers"] = players
         self.update["requestsServed"] = sum(entry.get("requestsServed", 0) for entry in self.entries.values()
                                             if entry["triple"] < len(outcomes))
-        starting = [f"triple {t}: {o.players.summary}" for t, o in enumerate(outcomes) if not o.players.all_ready]
-        if not starting:
+        not_ready = [f"triple {t}: {o.players.summary}" for t, o in enumerate(outcomes) if not o.players.all_ready]
+        if not not_ready:
             self._condition(ConditionType.PLAYERS_READY, True, Reason.PLAYERS_READY, f"{players} player pods ready")
         else:
-            detail = f" ({', '.join(starting)})" if len(outcomes) > 1 else ""
+            detail = f" ({', '.join(not_ready)})" if len(outcomes) > 1 else ""
             self._condition(ConditionType.PLAYERS_READY, False, Reason.PLAYERS_STARTING,
                             f"{players} player pods ready{detail}")
         if not outcomes[0].verdicts:
@@ -444,7 +444,7 @@ class Reconciliation:
             message = "; ".join(f"triple {triple} does not serve: {condition_type}: {verdict.message}"
                                 for triple, condition_type, verdict in lost)
             self._condition(ConditionType.DEGRADED, True, lost[0][2].reason,
-                            f"{message} ({serving_count}/{len(outcomes)} triples serve; it is rebuilt as it was built)")
+                            f"{message} ({serving_count}/{len(outcomes)} triples serve)")
 
     def _apply(self, manifest: dict) -> None:
         adopt(manifest, self.body)
