@@ -63,6 +63,13 @@ def test_a_bad_triples_list_is_named(triples, problem):
         load_access({**OLD_ACCESS, contract.ACCESS_TRIPLES: triples})
 
 
+def test_a_top_level_edited_apart_from_the_list_the_client_reads_is_named():
+    # As a user pointing the file at node ports might: the top level edited, the list not.
+    edited = {**copy.deepcopy(SCALED_ACCESS), "serving": "https://192.0.2.7:31443", "server0": "https://192.0.2.7:31444"}
+    with pytest.raises(AccessError, match=r"serving, server0 at the top level differ from triples\[0\]"):
+        load_access(edited)
+
+
 def test_requests_take_turns_from_a_random_start(triples):
     client = PrivateClient(SCALED_ACCESS)
     answered = [int(client.predict(np.zeros(2))[0, 0]) for _ in range(6)]

@@ -30,11 +30,13 @@ def triple_access(model_name: str, namespace: str, defaults: OperatorDefaults, t
 
 
 def access(model_name: str, namespace: str, defaults: OperatorDefaults, issuances: list[Issuance]) -> dict:
-    """What `privatemodel predict --access` reads: triple 0's access at the top level (what clients
-    older than scale-out read) and every triple's, in order, under contract.ACCESS_TRIPLES."""
+    """What `privatemodel predict --access` reads: one triple's access; with several, triple 0's at
+    the top level (what clients older than scale-out read) and every triple's, in order, under
+    contract.ACCESS_TRIPLES. One triple's file has no list: a user who points it elsewhere (node
+    ports, a load balancer) edits one set of URLs."""
     triples = [triple_access(model_name, namespace, defaults, triple, issuance)
                for triple, issuance in enumerate(issuances)]
-    return {**triples[0], contract.ACCESS_TRIPLES: triples}
+    return triples[0] if len(triples) == 1 else {**triples[0], contract.ACCESS_TRIPLES: triples}
 
 
 def build_access_config_map(

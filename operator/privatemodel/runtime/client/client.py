@@ -76,6 +76,13 @@ def load_access(access) -> dict:
             if not isinstance(triple, dict):
                 raise AccessError(f"access file: {contract.ACCESS_TRIPLES}[{index}] must be an object")
             _check_triple(triple, f"access file: {contract.ACCESS_TRIPLES}[{index}]")
+        # The client reads the list; an edit made to the top level alone would go unseen.
+        edited = [key for key in contract.ACCESS_KEYS if access[key] != triples[0][key]]
+        if edited:
+            raise AccessError(
+                f"access file: {', '.join(edited)} at the top level differ from {contract.ACCESS_TRIPLES}[0], and the "
+                f"client uses {contract.ACCESS_TRIPLES}: the top level is a copy of triple 0 for older clients; make the "
+                f"same change in {contract.ACCESS_TRIPLES}[0] (and in every triple's entry)")
     return access
 
 
