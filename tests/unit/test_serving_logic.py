@@ -224,8 +224,8 @@ def test_exactly_n_requests_under_concurrency(endpoint_factory):
 
 
 def server_with(staged, failing_step):
-    """A PrivateModelServer whose players are stand-ins: `staged` ids pass the check, and a step
-    fails as a vanished or changed input makes it when failing_step(ids of the step) says so."""
+    """A PrivateModelServer whose players are stand-ins: `staged` ids pass the check; a step fails
+    on an id not staged, and as a vanished or changed input makes it when failing_step(ids) says so."""
     from privatemodel.runtime.serving import server as servers
 
     server = servers.PrivateModelServer(hostmap={})
@@ -237,7 +237,7 @@ def server_with(staged, failing_step):
     def run_step(requests):
         ids = [request_id for request_id, _ in requests]
         server.steps.append(ids)
-        if failing_step(ids):
+        if failing_step(ids) or not staged.issuperset(ids):
             raise servers._StagedInputChanged("was deleted or expired before it ran")
 
     server.refusals, server._run_step = refusals, run_step
@@ -264,3 +264,16 @@ def test_a_step_failure_the_check_cannot_explain_is_pinned_on_its_request_by_run
     refused = server.run_batch([(rid(1), 1), (rid(2), 1), (rid(3), 1)])
     assert list(refused) == [rid(2)] and str(refused[rid(2)]) == f"request {rid(2)} was deleted or expired before it ran"
     assert server.steps == [[rid(1), rid(2), rid(3)], [rid(1)], [rid(2)], [rid(3)]]
+
+
+def test_a_batch_staged_right_is_one_call_to_the_players_and_a_request_never_staged_is_refused_alone():
+    checked = []
+    server = server_with({rid(1), rid(2)}, lambda ids: False)
+    original_refusals = server.refusals
+    server.refusals = lambda requests: checked.append(requests) or original_refusals(requests)
+    assert server.run_batch([(rid(1), 1), (rid(2), 3)]) == {}
+    assert server.steps == [[rid(1), rid(2)]] and checked == []
+
+    refused = server.run_batch([(rid(1), 1), (rid(9), 1), (rid(2), 1)])
+    assert list(refused) == [rid(9)] and "not staged" in str(refused[rid(9)])
+    assert server.steps[1:] == [[rid(1), rid(9), rid(2)], [rid(1), rid(2)]] and len(checked) == 1

@@ -1,10 +1,12 @@
 """Private predictions on the shares already on the players; no .h5 needed.
 
-Requests run in batches (the endpoint coalesces concurrent ones). Per batch, one small graph checks
-that the loaded shares are still the players' and that each request is staged on both holders with
-the size its count needs; then one tf.function per bucket of total rows reads every request's
-query shares where each holder's ingress staged them, runs the SecureNN model once, and writes each
-request's own rows of the answer shares beside its query, for the ingress to hand to that client.
+Requests run in batches (the endpoint coalesces concurrent ones). Per batch, one tf.function per
+bucket of total rows reads every request's query shares where each holder's ingress staged them,
+runs the SecureNN model once, and writes each request's own rows of the answer shares beside its
+query, for the ingress to hand to that client, but only once server0's manifest still names the
+loaded shares. A step that fails (a request not staged, staged with the wrong size, or deleted; the
+model shared again) is explained by a small check graph, which finds the requests to refuse; the
+rest run again.
 Nothing is revealed anywhere: only sizes and a share id come back; each client alone adds its two
 answer shares.
 """
@@ -121,24 +123,24 @@ class PrivateModelServer:
     def run_batch(self, requests: list[tuple[str, int]]) -> dict[str, RequestError]:
         """Answer these (request id, count) pairs in one MPC step; the refused ones, by id, with why.
 
-        One client's request never fails the others: those not staged right are refused by the
-        check, and if a client changes its staged input during the step (a race the check cannot
-        close), the step runs again without it. Raises SharesReplaced, or the players' errors.
+        Usually one call to the players: the step itself. One client's request never fails the
+        others: if the step fails, the check finds the requests not staged right (refused), and the
+        step runs again without them; a failure the check cannot explain (a client changed its input
+        during the step) runs each request alone. Raises SharesReplaced, or the players' errors.
         """
+        try:
+            self._run_step(requests)
+            return {}
+        except _StagedInputChanged as error:
+            step_error = error
         refused = self.refusals(requests)
         runnable = [request for request in requests if request[0] not in refused]
-        if not runnable:
-            return refused
-        try:
-            self._run_step(runnable)
-        except _StagedInputChanged as error:
-            if len(runnable) == 1:
-                refused[runnable[0][0]] = RequestError(f"request {runnable[0][0]} {error}")
-            elif self.refusals(runnable):
-                refused.update(self.run_batch(runnable))
-            else:  # no one to blame by the check: alone, each request's error is its own
-                for request in runnable:
-                    refused.update(self.run_batch([request]))
+        if refused:
+            return refused | (self.run_batch(runnable) if runnable else {})
+        if len(requests) == 1:
+            return {requests[0][0]: RequestError(f"request {requests[0][0]} {step_error}")}
+        for request in requests:  # no one to blame by the check: alone, each request's error is its own
+            refused.update(self.run_batch([request]))
         return refused
 
     def refusals(self, requests: list[tuple[str, int]]) -> dict[str, RequestError]:
@@ -189,7 +191,8 @@ class PrivateModelServer:
         rows = sum(counts)
         bucket = next(size for size in self.buckets if size >= rows)
         try:
-            self._step(bucket)(tf.constant(request_ids, tf.string), tf.constant(counts, tf.int32))
+            self._step(bucket)(tf.constant(request_ids, tf.string), tf.constant(counts, tf.int32),
+                               tf.constant(shares.MANIFEST), tf.constant(self.manifest["share_id"]))
         except tf.errors.NotFoundError:
             raise _StagedInputChanged("was deleted or expired before it ran") from None
         except tf.errors.InvalidArgumentError as error:
@@ -217,8 +220,7 @@ class PrivateModelServer:
     def _staged_check(self):
         import tensorflow as tf
 
-        # The manifest's path is an input, not a constant: TensorFlow would fold a read of a constant
-        # path into the graph once, and a re-share would go unseen.
+        # The manifest's path is an input for the same reason as in the step.
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.string)])
         def staged_check(request_ids, manifest_path):
             return shares.manifest_share_id("server0", manifest_path), [shares.staged_input_bytes(player, request_ids) for player in shares.SHARE_HOLDERS]
@@ -246,12 +248,19 @@ class PrivateModelServer:
                 padding = [[0, bucket - tf.shape(rows)[0]]] + [[0, 0]] * len(example_shape)
                 return tf.ensure_shape(tf.pad(rows, padding), [bucket] + example_shape)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32)])
-        def step(request_ids, counts):
+        # The manifest's path is an input, not a constant: TensorFlow would fold a read of a constant
+        # path into the graph once, and a re-share would go unseen.
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32),
+                                      tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)])
+        def step(request_ids, counts, manifest_path, loaded_share_id):
             x = self._private(*(padded_input(player, request_ids, counts) for player in shares.SHARE_HOLDERS))
             y = model(x)
-            for player, share in zip(shares.SHARE_HOLDERS, (y.share0, y.share1)):
-                shares.write_request_outputs(player, request_ids, counts, share.value)
+            with tf.device(device_name("server0")):
+                still_loaded = tf.debugging.assert_equal(shares.manifest_share_id("server0", manifest_path), loaded_share_id,
+                                                         message="the model was shared again")
+            with tf.control_dependencies([still_loaded]):
+                for player, share in zip(shares.SHARE_HOLDERS, (y.share0, y.share1)):
+                    shares.write_request_outputs(player, request_ids, counts, share.value)
 
         return step
 
