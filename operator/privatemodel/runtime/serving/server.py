@@ -28,8 +28,12 @@ from privatemodel.runtime.player import storage as shares
 log = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
-# Not a client's id (those are hex): the warm-up's files are reused at every start, never piled up.
+# Not clients' ids (those are hex): these files are reused at every start, never piled up.
 WARM_UP_ID = "warm-up"
+# A step has one slot per row of its bucket (graph ops unrolled, see storage.read_request_inputs);
+# slots no request fills read this empty input (no rows) and write an empty answer beside it
+# (their writes may interleave: nothing reads that file).
+UNUSED_SLOT_ID = "unused-slot"
 
 
 class RequestError(ValueError):
@@ -79,27 +83,28 @@ class PrivateModelServer:
                 flat = shares.read_weights(player, share_id)
                 holders[player] = shares.split_shares(flat, self.summary.weight_shapes)
         self._weights = [self._private(s0, s1) for s0, s1 in zip(holders["server0"], holders["server1"])]
+        self._write_request_files(UNUSED_SLOT_ID, {".in": b""})
         log.info("loaded shares %s (%d weights) in %.1f s", share_id, len(self._weights), time.monotonic() - started)
 
     def warm_up(self, batch_sizes=(1,)) -> None:
         """Trace and run each graph (the check, each bucket's step) once, so the first real request is not the slow one."""
         for count in batch_sizes:
             started = time.monotonic()
-            self._write_warm_up_files({".in": np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()})
+            self._write_request_files(WARM_UP_ID, {".in": np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()})
             refused = self.run_batch([(WARM_UP_ID, count)])
             if refused:
                 raise RuntimeError(f"warm-up of batch size {count} failed: {refused[WARM_UP_ID]}")
-            self._write_warm_up_files({".in": b"", ".out": b""})
+            self._write_request_files(WARM_UP_ID, {".in": b"", ".out": b""})
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
 
     @staticmethod
-    def _write_warm_up_files(contents: dict) -> None:
+    def _write_request_files(request_id: str, contents: dict) -> None:
         import tensorflow as tf
 
         for player in shares.SHARE_HOLDERS:
             with tf.device(device_name(player)):
                 for suffix, data in contents.items():
-                    path = f"{shares.REQUESTS_DIR}/{WARM_UP_ID}{suffix}"
+                    path = f"{shares.REQUESTS_DIR}/{request_id}{suffix}"
                     tf.io.write_file(path, data)
                     # A remote write may still be queued when the call returns (a graph run next
                     # could miss it): reading the file back waits for it.
@@ -190,8 +195,9 @@ class PrivateModelServer:
         request_ids, counts = zip(*requests)
         rows = sum(counts)
         bucket = next(size for size in self.buckets if size >= rows)
+        unused = bucket - len(requests)  # each request has a row at least: never negative
         try:
-            self._step(bucket)(tf.constant(request_ids, tf.string), tf.constant(counts, tf.int32),
+            self._step(bucket)(tf.constant(request_ids + (UNUSED_SLOT_ID,) * unused, tf.string), tf.constant(counts + (0,) * unused, tf.int32),
                                tf.constant(shares.MANIFEST), tf.constant(self.manifest["share_id"]))
         except tf.errors.NotFoundError:
             raise _StagedInputChanged("was deleted or expired before it ran") from None
@@ -250,7 +256,7 @@ class PrivateModelServer:
 
         # The manifest's path is an input, not a constant: TensorFlow would fold a read of a constant
         # path into the graph once, and a re-share would go unseen.
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32),
+        @tf.function(input_signature=[tf.TensorSpec([bucket], tf.string), tf.TensorSpec([bucket], tf.int32),
                                       tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string)])
         def step(request_ids, counts, manifest_path, loaded_share_id):
             x = self._private(*(padded_input(player, request_ids, counts) for player in shares.SHARE_HOLDERS))
