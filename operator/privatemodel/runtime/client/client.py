@@ -20,6 +20,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,28 +116,43 @@ class _Party:
 
     def request(self, method, path, body=None, headers=None, ok=(200, 201)):
         """(status, headers, body bytes); ServingError unless the status is one of `ok`."""
+        return self.finish(self.send(method, path, body, headers), ok)
+
+    def send(self, method, path, body=None, headers=None) -> "_Sent":
+        """Send a request without waiting for its answer; finish() waits. The client sends to both
+        holders before waiting on either, so they work at once."""
         while True:
             connection, reused = self._connection()
             try:
                 connection.request(method, self.prefix + path, body=body, headers=headers or {})
-                response = connection.getresponse()
-                data = response.read()
-                break
-            except ssl.SSLCertVerificationError as error:
-                self._forget(connection)
-                raise ServingError(f"{self.party} at {self.url} is not the model's {self.party}: {error.verify_message}") from None
-            except _CLOSED_BY_SERVER as error:
-                self._forget(connection)
-                # The server closed an idle kept-alive connection before reading this request: one fresh try.
-                if not reused:
-                    raise ServingError(f"{self.party} at {self.url} is unreachable: {error}", unreachable=True) from None
-            except (OSError, http.client.HTTPException) as error:
-                self._forget(connection)
-                raise ServingError(f"{self.party} at {self.url} is unreachable: {error}", unreachable=True) from None
+                return _Sent(connection, reused, method, path, body, headers)
+            except BaseException as error:
+                self._failed(connection, reused, error)
+
+    def finish(self, sent: "_Sent", ok=(200, 201)):
+        """The answer to what send() sent, as request() returns it."""
+        try:
+            response = sent.connection.getresponse()
+            data = response.read()
+        except BaseException as error:
+            self._failed(sent.connection, sent.reused, error)
+            return self.request(sent.method, sent.path, sent.body, sent.headers, ok)
         if response.status not in ok:
-            raise ServingError(f"{self.party} at {self.url} refused {method} {path} ({response.status}): {_error_text(data)}",
+            raise ServingError(f"{self.party} at {self.url} refused {sent.method} {sent.path} ({response.status}): {_error_text(data)}",
                                status=response.status)
         return response.status, response.headers, data
+
+    def _failed(self, connection, reused, error):
+        """Drop the connection and raise, unless the server only closed an idle kept-alive one
+        before reading the request: then one fresh try is due (the caller's)."""
+        self._forget(connection)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            raise ServingError(f"{self.party} at {self.url} is not the model's {self.party}: {error.verify_message}") from None
+        if isinstance(error, _CLOSED_BY_SERVER) and reused:
+            return
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            raise ServingError(f"{self.party} at {self.url} is unreachable: {error}", unreachable=True) from None
+        raise error
 
     def _forget(self, connection):
         self._local.connection = None
@@ -150,6 +166,42 @@ class _Party:
         connection = PartyHTTPSConnection(self.host, self.port, self.party, self.context, self.timeout)
         self._local.connection = connection
         return connection, False
+
+
+@dataclass
+class _Sent:
+    """A request sent on a kept-alive connection, its answer not yet read."""
+    connection: http.client.HTTPConnection
+    reused: bool
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict | None
+
+
+def _exchange(calls) -> list:
+    """Each (party, method, path, body, headers) sent before any answer is awaited, then every answer
+    read: a (status, headers, body) or the ServingError, in order. Every answer is read before the
+    caller raises, so no connection is left with one pending."""
+    sent = []
+    for party, method, path, body, headers in calls:
+        try:
+            sent.append((party, party.send(method, path, body, headers)))
+        except ServingError as error:
+            sent.append((party, error))
+    outcomes = []
+    for party, pending in sent:
+        try:
+            outcomes.append(pending if isinstance(pending, ServingError) else party.finish(pending))
+        except ServingError as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def _raise_first_error(outcomes) -> None:
+    for outcome in outcomes:
+        if isinstance(outcome, ServingError):
+            raise outcome
 
 
 class _Triple:
@@ -272,15 +324,19 @@ class PrivateClient:
         staged = []
         clock = _PhaseClock(self.last_phases_ms)
         try:
-            for holder, token, share in zip(triple.holders, tokens, self._share(batch)):
-                holder.request("PUT", f"/v2/requests/{request_id}/input", body=share.astype("<i8").tobytes(),
-                               headers=_auth(token, {"Content-Type": "application/octet-stream", "X-Batch-Size": str(len(batch))}))
-                staged.append((holder, token))
+            headers = {"Content-Type": "application/octet-stream", "X-Batch-Size": str(len(batch))}
+            outcomes = _exchange([(holder, "PUT", f"/v2/requests/{request_id}/input", share.astype("<i8").tobytes(), _auth(token, headers))
+                                  for holder, token, share in zip(triple.holders, tokens, self._share(batch))])
+            staged = [(holder, token) for holder, token, outcome in zip(triple.holders, tokens, outcomes)
+                      if not isinstance(outcome, ServingError)]
+            _raise_first_error(outcomes)
             clock.lap("stage")
             body = json.dumps({"id": request_id, "count": len(batch), "shareId": metadata["shareId"]}).encode()
             triple.serving.request("POST", "/v1/predict", body=body, headers={"Content-Type": "application/json"})
             clock.lap("run")
-            parts = [self._collect(holder, token, request_id) for holder, token in staged]
+            outcomes = _exchange([(holder, "GET", f"/v2/requests/{request_id}/output", None, _auth(token)) for holder, token in staged])
+            _raise_first_error(outcomes)
+            parts = [_answer_share(headers, data) for _, headers, data in outcomes]
             clock.lap("collect")
         except BaseException:
             self._drop(request_id, staged)
@@ -295,12 +351,6 @@ class PrivateClient:
         mask = np.frombuffer(secrets.token_bytes(encoded.size * 8), dtype=np.int64).reshape(encoded.shape)
         with np.errstate(over="ignore"):
             return mask, encoded - mask
-
-    @staticmethod
-    def _collect(holder, token, request_id):
-        _, headers, data = holder.request("GET", f"/v2/requests/{request_id}/output", headers=_auth(token))
-        shape = tuple(int(d) for d in headers.get("X-Shape", "").split(",") if d)
-        return np.frombuffer(data, dtype="<i8").reshape(shape)
 
     @staticmethod
     def _drop(request_id, staged):
@@ -326,6 +376,11 @@ class _PhaseClock:
         now = time.monotonic()
         self.totals_ms[phase] += 1000 * (now - self.started)
         self.started = now
+
+
+def _answer_share(headers, data) -> np.ndarray:
+    shape = tuple(int(d) for d in headers.get("X-Shape", "").split(",") if d)
+    return np.frombuffer(data, dtype="<i8").reshape(shape)
 
 
 def _auth(token, headers=None):
