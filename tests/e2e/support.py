@@ -180,9 +180,10 @@ def npy_config_map(core, namespace, name, arrays):
     core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "binaryData": files})
 
 
-def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300):
+def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300, cpu_request=None):
     """A runtime-image pod that runs `command` once, as users' pods would (no token, non-root);
-    volumes: (name, mount path, volume source) triples. Returns (phase, log)."""
+    volumes: (name, mount path, volume source) triples. Without cpu_request it is BestEffort, and
+    gets almost no CPU while the players are busy. Returns (phase, log)."""
     core.create_namespaced_pod(namespace, {
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {
@@ -194,6 +195,7 @@ def run_pod(core, namespace, name, command, volumes=(), labels=None, timeout=300
                 "command": command,
                 "env": [{"name": "HOME", "value": "/tmp"}],
                 "volumeMounts": [{"name": volume, "mountPath": path, "readOnly": True} for volume, path, _ in volumes],
+                **({"resources": {"requests": {"cpu": cpu_request}}} if cpu_request else {}),
             }],
             "volumes": [{"name": volume, **source} for volume, _, source in volumes],
         },

@@ -14,7 +14,7 @@ import pytest
 from faults.outcomes import CLEAR, cli_error
 from integration.support import assert_matches_plaintext, local_players, run_cli
 from privatemodel.runtime.client.client import PrivateClient, ServingError
-from privatemodel.runtime.serving.server import WARM_UP_ID
+from privatemodel.runtime.serving.server import UNUSED_SLOT_ID, WARM_UP_ID
 
 # Batch 32 is not warmed up: its first request traces its graph for seconds, time to kill a process.
 SLOW_BATCH = 32
@@ -117,6 +117,6 @@ def test_serve_killed_mid_request_leaves_nothing_staged_and_a_restart_serves(ser
     # warm-up leaves no more files behind than the first one did.
     serving.start()
     assert sorted(p.name for p in (cluster.state_dir("server0") / "requests").iterdir()) == files_before
-    assert all(name.startswith(WARM_UP_ID) for name in files_before)
+    assert all(name.startswith((WARM_UP_ID, UNUSED_SLOT_ID)) for name in files_before)
     client = PrivateClient(cluster.access_path)
     assert_matches_plaintext(client.predict(reference_model["x"][:2]), reference_model["plaintext"][:2])
