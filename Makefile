@@ -35,9 +35,9 @@ demo: ## Train (or reuse) the reference CNN, share it, serve 3 private predictio
 TEST_LAYERS := unit engine cluster e2e
 
 .PHONY: test test-unit test-engine test-cluster test-e2e
-test: ## Run every layer, fastest first; stop at the first failing one; print each layer's duration
+test: ## Run every layer, fastest first; stop at the first failing one; print each layer's duration and its 5 slowest tests
 	@summary=""; for layer in $(TEST_LAYERS); do \
-	  start=$$(date +%s); $(PYTEST) -ra -m $$layer tests; rc=$$?; \
+	  start=$$(date +%s); $(PYTEST) -ra --durations=5 -m $$layer tests; rc=$$?; \
 	  summary="$$summary  $$layer: $$(( $$(date +%s) - start )) s, exit $$rc\n"; \
 	  if [ $$rc -ne 0 ]; then printf "test layers:\n$$summary"; exit $$rc; fi; \
 	done; printf "test layers:\n$$summary"
