@@ -26,9 +26,6 @@ SERVING_PORT = 8443
 
 # The largest batch one request may carry, unless serving and the ingress are told otherwise.
 DEFAULT_MAX_BATCH = 64
-# Batch sizes serving compiles before it is ready (`serve --warm-up`) where clients come at once:
-# every bucket up to 8 concurrent batch-1 requests fill, so no one waits seconds for a compile.
-CONCURRENT_WARM_UP = (1, 2, 4, 8)
 
 # A party's TLS directory (the layout of a kubernetes.io/tls Secret plus the CA).
 TLS_CA = "ca.crt"

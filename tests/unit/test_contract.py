@@ -41,8 +41,6 @@ def test_sharing_and_serving_commands_parse_with_the_runtime_cli():
         assert (share.architecture is None) == (body is MNIST)
         serve = parsed(objects["serving"])
         assert (serve.port, serve.num_requests, serve.wait_after_complete) == (contract.SERVING_PORT, 3, True)
-        # Every bucket concurrent batch-1 clients fill is compiled before serving is ready.
-        assert serve.warm_up == list(contract.CONCURRENT_WARM_UP)
 
 
 def test_the_spec_allows_no_batch_larger_than_serving_accepts():

@@ -19,14 +19,15 @@ from privatemodel.runtime.local.cluster import LocalServing
 
 CLIENTS = 8
 REQUESTS = 200
+# Every bucket 8 batch-1 clients can fill, compiled before the clock starts.
+WARM_UP_SIZES = "1,2,4,8"
 
 
 def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=CLIENTS, requests=REQUESTS) -> dict:
     import tensorflow as tf
 
     plaintext = tf.keras.models.load_model(model_path, compile=False).predict(x_test, verbose=0)
-    # Every bucket the clients can fill is compiled before the clock starts.
-    extra_args = ["--warm-up", ",".join(map(str, contract.CONCURRENT_WARM_UP))] + (["--batch-wait-ms", str(batch_wait_ms)] if batch_wait_ms is not None else [])
+    extra_args = ["--warm-up", WARM_UP_SIZES] + (["--batch-wait-ms", str(batch_wait_ms)] if batch_wait_ms is not None else [])
     serving = LocalServing(cluster)
     serving.start(extra_args=extra_args)
     pids = {name: process.pid for name, process in cluster.players.items()}
