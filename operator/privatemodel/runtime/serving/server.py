@@ -87,11 +87,12 @@ class PrivateModelServer:
         log.info("loaded shares %s (%d weights) in %.1f s", share_id, len(self._weights), time.monotonic() - started)
 
     def warm_up(self, batch_sizes=(1,)) -> None:
-        """Trace and run each graph (the check, each bucket's step) once, so the first real request is not the slow one."""
+        """Trace and run each graph (each bucket's step, and the check a failing step runs) once, so
+        that no real request waits for a compile."""
         for count in batch_sizes:
             started = time.monotonic()
             self._write_request_files(WARM_UP_ID, {".in": np.zeros((count,) + self.summary.input_shape, dtype="<i8").tobytes()})
-            refused = self.run_batch([(WARM_UP_ID, count)])
+            refused = self.refusals([(WARM_UP_ID, count)]) or self.run_batch([(WARM_UP_ID, count)])
             if refused:
                 raise RuntimeError(f"warm-up of batch size {count} failed: {refused[WARM_UP_ID]}")
             self._write_request_files(WARM_UP_ID, {".in": b"", ".out": b""})
