@@ -5,6 +5,8 @@ where the blinded input first differs from r. Unpermuted (tf-encrypted 0.9.1), w
 sits tells server2 about the input; permuted, it must be uniform whatever the input.
 Everything runs in this process (tfe.LocalConfig), eagerly, so server2's view can be recorded.
 """
+import hashlib
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -129,3 +131,36 @@ def test_bit_shares_add_up_to_the_bits_with_the_seeded_other_half():
     bits = (r.view(np.uint64)[:, None] >> np.arange(BITS, dtype=np.uint64)) & np.uint64(1)
     assert ((mine + other) % prime == bits).all()
     assert mine.max() < prime
+
+
+def test_the_seeded_streams_are_the_same_in_every_build():
+    """server0 expands, from a seed, the values server2 drew from it (the other half of r's bits,
+    the common masks and permutations): players built from different commits, as during a rollout,
+    must expand a seed alike or their answers are silently wrong. Known answers, from the first
+    build of these kernels (a faster kernel must draw the same streams)."""
+    ops, seed = secure_random.load(), tf.constant(FIXED_SEED)
+    r = np.arange(-50, 50, dtype=np.int64) * 7919 * 2**40
+    bits = ((r[:, None] >> np.arange(BITS)) & 1).astype(np.uint8)
+
+    def digest(tensor):
+        return hashlib.sha256(tensor.numpy().tobytes()).hexdigest()[:16]
+
+    assert digest(ops.secure_seeded_random_uniform(
+        [100, BITS], seed, tf.constant(0, tf.int8), tf.constant(107, tf.int8))) == "58cfac0c8d61326a"
+    assert digest(ops.secure_seeded_random_uniform(
+        [1000], seed, tf.constant(-10**12, tf.int64), tf.constant(10**12 + 1, tf.int64))) == "090c80e21734095f"
+    assert digest(ops.secure_nn_bit_shares(r, seed, prime=107)) == "6a9efa4e3744ef9a"
+    assert digest(ops.secure_nn_comparison_terms(
+        bits, r - 1, r & 1, seed, tf.constant(FIXED_SEED[::-1]), prime=107, first=True)) == "8d6ec5599bb406a6"
+
+
+def test_bit_shares_out_of_range_from_a_dishonest_server2_give_terms_in_range():
+    """server1's bit shares come from server2 over the wire: any byte must give terms modulo p
+    (the kernel looks products up in a p x p table)."""
+    prime = 107
+    for value in (prime, 200, 255):
+        bits = tf.fill([4, BITS], tf.constant(value, tf.uint8))
+        c = tf.constant([0, 1, -1, 2**40], tf.int64)
+        for beta in (tf.zeros([4], tf.int64), tf.ones([4], tf.int64)):
+            rows = comparison_terms(bits, c, beta, prime).numpy()
+            assert rows.max() < prime

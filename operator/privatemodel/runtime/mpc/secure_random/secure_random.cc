@@ -112,12 +112,43 @@ class WordReader {
     return true;
   }
 
+  // The unread bytes (refilling first when there are none; nullptr if the source ran out), for
+  // samplers that take a byte at a time: reading them then Skip(n) is n calls of Next<uint8_t>.
+  const unsigned char* Bytes(size_t* available) {
+    if (position_ == sizeof buffer_) {
+      if (!source_->Fill(buffer_, sizeof buffer_)) return nullptr;
+      position_ = 0;
+    }
+    *available = sizeof buffer_ - position_;
+    return buffer_ + position_;
+  }
+  void Skip(size_t bytes) { position_ += bytes; }
+
  private:
   static constexpr size_t kBufferBytes = 64 * kChaChaBlockBytes;
   ByteSource* source_;
   unsigned char buffer_[kBufferBytes];
   size_t position_ = kBufferBytes;
 };
+
+// Marks a rejected byte in the byte samplers' tables (no one-byte value is below -128).
+constexpr int16_t kRejected = -1000;
+
+// Fills out[0 .. count) from the byte stream, one byte per try: accept(byte, index, &value) says
+// whether the byte gives out[index]. Branch-free in the loop, since acceptance is random.
+template <typename ByteSource, typename T, typename Accept>
+inline bool DrawBytes(WordReader<ByteSource>* reader, int64_t count, Accept accept, T* out) {
+  int64_t done = 0;
+  while (done < count) {
+    size_t available;
+    const unsigned char* bytes = reader->Bytes(&available);
+    if (bytes == nullptr) return false;
+    size_t used = 0;
+    while (used < available && done < count) done += accept(bytes[used++], done, &out[done]);
+    reader->Skip(used);
+  }
+  return true;
+}
 
 // Fills `out` with integers uniform in [minval, maxval); requires minval < maxval.
 // Works in the unsigned type of the same width so full-range bounds (where
@@ -130,6 +161,17 @@ bool SampleUniform(WordReader<ByteSource>* reader, T minval, T maxval, T* out, i
   // 2^bits mod range: accepting only words at or above it leaves a multiple of
   // `range` equally likely words, so `word % range` is exactly uniform.
   const Word first_accepted = static_cast<Word>(static_cast<Word>(Word{0} - range) % range);
+  if constexpr (sizeof(Word) == 1) {
+    // The same values, a byte at a time through a table: a division per value was most of the cost.
+    int16_t table[256];
+    for (uint32_t word = 0; word < 256; ++word)
+      table[word] = word < first_accepted ? kRejected
+                                          : static_cast<T>(static_cast<Word>(static_cast<Word>(minval) + word % range));
+    return DrawBytes(reader, count, [&](uint8_t byte, int64_t, T* value) {
+      *value = static_cast<T>(table[byte]);
+      return table[byte] != kRejected;
+    }, out);
+  }
   for (int64_t i = 0; i < count; ++i) {
     Word word;
     do {
@@ -222,20 +264,13 @@ class SecureRandomUniformOp : public SodiumOpKernel {
   }
 };
 
-// An integer uniform in [0, range), 1 <= range <= 256, from the byte stream: Lemire's multiply
-// and reject (a byte b maps to b * range / 256; the low byte of the product rejects exactly the
-// 256 mod range values that would bias it). `threshold` is 256 mod range.
-template <typename ByteSource>
-inline bool BoundedByte(WordReader<ByteSource>* reader, uint32_t range, uint32_t threshold, uint32_t* out) {
-  for (;;) {
-    uint8_t byte;
-    if (!reader->Next(&byte)) return false;
-    const uint32_t product = uint32_t{byte} * range;
-    if ((product & 0xFF) >= threshold) {
-      *out = product >> 8;
-      return true;
-    }
-  }
+// An integer uniform in [0, range), 1 <= range <= 256, from one byte: Lemire's multiply and reject
+// (a byte b maps to b * range / 256; the low byte of the product rejects exactly the 256 mod range
+// values that would bias it). `threshold` is 256 mod range. False: rejected, draw another byte.
+inline bool BoundedByte(uint8_t byte, uint32_t range, uint32_t threshold, uint32_t* out) {
+  const uint32_t product = uint32_t{byte} * range;
+  *out = product >> 8;
+  return (product & 0xFF) >= threshold;
 }
 
 // One share holder's part of SecureNN's PrivateCompare (Wagh et al., Algorithm 3), in one pass.
@@ -255,6 +290,14 @@ class ComparisonTermsOp : public SodiumOpKernel {
     times_.resize(prime_ * prime_);
     for (int64_t a = 0; a < prime_; ++a)
       for (int64_t b = 0; b < prime_; ++b) times_[a * prime_ + b] = static_cast<uint8_t>((a * b) % prime_);
+    offset_ = static_cast<int32_t>((kTermBound / prime_ + 1) * prime_);
+    magic_ = (uint64_t{1} << 32) / static_cast<uint64_t>(prime_) + 1;
+    // Exact over the whole range (checked once here, not argued): the shifted values stay < 2^16.
+    for (int32_t value = -kTermBound; value <= kTermBound; ++value) {
+      const int32_t expected = ((value % static_cast<int32_t>(prime_)) + static_cast<int32_t>(prime_)) % static_cast<int32_t>(prime_);
+      OP_REQUIRES(context, Modulo(value) == expected,
+                  errors::Internal("modular reduction is wrong for ", value, " mod ", prime_));
+    }
   }
 
   void Compute(OpKernelContext* context) override {
@@ -294,7 +337,8 @@ class ComparisonTermsOp : public SodiumOpKernel {
     const uint32_t mask_threshold = 256 % mask_range;
     uint32_t swap_threshold[65];
     for (uint32_t range = 1; range <= 64; ++range) swap_threshold[range] = 256 % range;
-    uint8_t terms[64], order[64];
+    uint8_t terms[64];
+    uint32_t mask[64], swap_with[64];
 
     for (int64_t row = 0; row < rows; ++row, bit_shares += length, out += length) {
       const int32_t beta_bit = static_cast<int32_t>(beta_values[row] & 1);
@@ -305,38 +349,44 @@ class ComparisonTermsOp : public SodiumOpKernel {
         // c was 2^64 - 1: the answer is known; the row [0, 1, 1, ...] holds its single zero.
         for (int64_t i = 0; i < length; ++i) terms[i] = static_cast<uint8_t>(public_part * (i == 0 ? 0 : 1));
       } else {
-        int32_t w_above = 0;  // sum over higher positions of (r_i XOR s_i), on shares, in [0, p)
+        // w_above: the sum over higher positions of (r_i XOR s_i), on shares, reduced only at the
+        // end of each term (|sum| < kTermBound for any input bytes).
+        int32_t w_above = 0;
         for (int64_t i = length - 1; i >= 0; --i) {
           const int32_t s_bit = static_cast<int32_t>((s >> i) & 1);
           const int32_t x = bit_shares[i];
-          // Both lie in (-p, 2p): one correction brings each into [0, p).
-          terms[i] = static_cast<uint8_t>(Reduce((public_part * s_bit - x) * sign + public_part + w_above, p));
-          w_above = Reduce(w_above + x + s_bit * (public_part - 2 * x), p);
+          terms[i] = Modulo((public_part * s_bit - x) * sign + public_part + w_above);
+          w_above += x + s_bit * (public_part - 2 * x);
         }
       }
-      for (int64_t i = 0; i < length; ++i) {
-        uint32_t mask;
-        OP_REQUIRES(context, BoundedByte(&masks, mask_range, mask_threshold, &mask), Exhausted());
-        terms[i] = times_[terms[i] * prime_ + mask + 1];
-        order[i] = static_cast<uint8_t>(i);
-      }
-      // Fisher-Yates: a uniformly random order of this row's positions.
-      for (int64_t i = length - 1; i > 0; --i) {
-        uint32_t j;
-        OP_REQUIRES(context, BoundedByte(&orders, static_cast<uint32_t>(i + 1), swap_threshold[i + 1], &j),
-                    Exhausted());
-        std::swap(order[i], order[j]);
-      }
-      for (int64_t i = 0; i < length; ++i) out[i] = terms[order[i]];
+      // Times a nonzero mask each (1 .. p-1).
+      OP_REQUIRES(context, DrawBytes(&masks, length, [&](uint8_t byte, int64_t, uint32_t* drawn) {
+        return BoundedByte(byte, mask_range, mask_threshold, drawn);
+      }, mask), Exhausted());
+      for (int64_t i = 0; i < length; ++i) terms[i] = times_[terms[i] * prime_ + mask[i] + 1];
+      // Fisher-Yates: a uniformly random order of this row's positions. Draw k picks which
+      // position at or below length-1-k that one swaps with.
+      OP_REQUIRES(context, DrawBytes(&orders, length - 1, [&](uint8_t byte, int64_t k, uint32_t* drawn) {
+        const uint32_t range = static_cast<uint32_t>(length - k);
+        return BoundedByte(byte, range, swap_threshold[range], drawn);
+      }, swap_with), Exhausted());
+      for (int64_t k = 0; k + 1 < length; ++k) std::swap(terms[length - 1 - k], terms[swap_with[k]]);
+      std::memcpy(out, terms, length);
     }
   }
 
  private:
-  // Without branches: the values are random, so a branch would mispredict half the time.
-  static int32_t Reduce(int32_t value, int32_t p) {
-    value += p & -static_cast<int32_t>(value < 0);
-    return value - (p & -static_cast<int32_t>(value >= p));
+  // Bounds every term before reduction, whatever the input bytes: 64 positions adding at most 255
+  // each in absolute value, plus the position's own part.
+  static constexpr int32_t kTermBound = 65 * 256;
+
+  // value mod p for |value| < kTermBound, by a multiply and a shift (no division in the loop).
+  uint8_t Modulo(int32_t value) const {
+    const uint32_t shifted = static_cast<uint32_t>(value + offset_);
+    const uint32_t quotient = static_cast<uint32_t>((uint64_t{shifted} * magic_) >> 32);
+    return static_cast<uint8_t>(shifted - quotient * static_cast<uint32_t>(prime_));
   }
+
   static Status Exhausted() {
     return errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes");
   }
@@ -344,6 +394,8 @@ class ComparisonTermsOp : public SodiumOpKernel {
   int64_t prime_;
   bool first_;
   std::vector<uint8_t> times_;  // times_[a * prime_ + b] = a * b mod prime_
+  int32_t offset_;              // a multiple of prime_ that makes every term nonnegative
+  uint64_t magic_;              // floor(2^32 / prime_) + 1
 };
 
 // server2's hand-out of its mask's bits in SecureNN's LSB protocol: for each value r, the share
@@ -372,13 +424,15 @@ class BitSharesOp : public SodiumOpKernel {
     SeededBytes source(reinterpret_cast<const unsigned char*>(seed.flat<int32_t>().data()));
     WordReader<SeededBytes> reader(&source);
     const int8_t p = static_cast<int8_t>(prime_);
+    // The other halves first, in the output (the same stream as drawing them bit by bit), then
+    // each bit minus its other half, in place.
+    int8_t* other = reinterpret_cast<int8_t*>(out);
+    OP_REQUIRES(context, SampleUniform(&reader, int8_t{0}, p, other, output->NumElements()),
+                errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes"));
     for (int64_t n = 0; n < values.NumElements(); ++n) {
       const uint64_t value = static_cast<uint64_t>(r[n]);
       for (int bit = 0; bit < 64; ++bit, ++out) {
-        int8_t other;
-        OP_REQUIRES(context, SampleUniform(&reader, int8_t{0}, p, &other, 1),
-                    errors::ResourceExhausted("a seed expands to at most 256 GiB of random bytes"));
-        const int32_t share = static_cast<int32_t>((value >> bit) & 1) - other;
+        const int32_t share = static_cast<int32_t>((value >> bit) & 1) - static_cast<int32_t>(other[n * 64 + bit]);
         *out = static_cast<uint8_t>(share < 0 ? share + p : share);
       }
     }
