@@ -79,6 +79,11 @@ cluster-up: ## Start the test cluster (1st run builds Kubernetes, ~6-13 min); ku
 cluster-down: ## Stop the test cluster; remove its processes, iptables rules, interfaces, mounts
 	bash $(CLUSTER_DIR)/down.sh
 
+# A benchmark, not a test: tests/e2e/bench_*.py are left out of `make test` (pytest collects test_*.py).
+.PHONY: bench-cluster
+bench-cluster: ## Scale-out throughput on the test cluster (brings it up): predictions/s, 1/4/8 clients x 1/2 triples (JSON in build/bench-cluster.json)
+	$(PYTEST) -ra tests/e2e/bench_scaleout.py
+
 images: ## Build every images/<name>/Dockerfile as privatemodel/<name>:dev on the test cluster's docker
 	bash $(CLUSTER_DIR)/images.sh all
 

@@ -8,6 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Each directory of tests is one layer (a pytest marker; `make test-LAYER` runs one). A test may
 # name its layer itself, e.g. a unit test that runs SecureNN in-process is marked engine.
+# Benchmarks that need a layer's fixtures live beside its tests as bench_*.py: pytest collects only
+# test_*.py, so no layer runs them; they run when named (tests/e2e/bench_scaleout.py: make bench-cluster).
 LAYER_OF_DIRECTORY = {
     "unit": "unit",  # pure logic, no processes: seconds
     "integration": "engine",  # real players on this machine

@@ -3,9 +3,8 @@ with its own CA, sharing and serving. Both answer like plaintext Keras, a client
 requests over both, a triple's certificate cannot join the other triple's mesh, and losing a triple
 keeps the model answering through the other while the lost one is shared again. Scaling down
 removes a triple's every child, Secrets included; scaling up adds one and leaves triple 0 alone.
-
-Throughput against one triple and against both is printed (and recorded in build/e2e/timings.json)
-for the README; it is not asserted."""
+Throughput against one triple and against both is a benchmark: `make bench-cluster`
+(tests/e2e/bench_scaleout.py)."""
 import json
 import uuid
 
@@ -45,34 +44,6 @@ client = PrivateClient(sys.argv[1])
 for index in range(int(sys.argv[2])):
     logits = client.predict(np.load(f"/data/{index}.npy"))
     print(json.dumps({"logits": logits.tolist(), "triple": client.last_triple}), flush=True)
-'''
-
-# Run in a client pod: some clients (threads), each its own PrivateClient, some batch-1 predictions
-# each, against the triples the access file lists (all, or only the first). Prints predictions/s.
-THROUGHPUT = r'''
-import json, sys, threading, time
-import numpy as np
-from privatemodel.runtime.client.client import PrivateClient
-access = json.load(open(sys.argv[1]))
-triples = int(sys.argv[2])
-access["triples"] = access["triples"][:triples]
-threads, requests = int(sys.argv[3]), int(sys.argv[4])
-x = np.load("/data/0.npy")
-clients = [PrivateClient(access) for _ in range(threads)]
-for client in clients:
-    client.predict(x)  # connections and every triple's metadata, before the clock starts
-def run(client):
-    for _ in range(requests):
-        client.predict(x)
-started = time.monotonic()
-workers = [threading.Thread(target=run, args=(client,)) for client in clients]
-for worker in workers:
-    worker.start()
-for worker in workers:
-    worker.join()
-seconds = time.monotonic() - started
-print(json.dumps({"triples": triples, "predictions": threads * requests, "seconds": seconds,
-                  "per_second": threads * requests / seconds}))
 '''
 
 # Run in a pod holding triple 1's server0 certificate: a TLS handshake with a player's mesh port,
@@ -190,27 +161,6 @@ def test_a_triples_certificate_cannot_join_the_other_triples_mesh(scaled, namesp
             assert result["result"] == "closed" or result["result"].startswith(("rejected", "closed:")), result
         else:
             assert result["result"].startswith("answered"), result
-
-
-def test_throughput_with_one_triple_and_with_two(scaled, namespace, core, reference_model):
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    npy_config_map(core, namespace, name, reference_model["x"][:1])
-    measured = []
-    for clients in (1, 4, 8):
-        for triples in (1, 2):
-            phase, log = run_pod(core, namespace, f"{name}-{clients}-{triples}", [
-                "python3", "-c", THROUGHPUT, f"{consts.ACCESS_DIR}/{contract.ACCESS_FILE}", str(triples), str(clients),
-                str(100 // clients)],
-                volumes=[access_volume(), ("inputs", "/data", {"configMap": {"name": name}})], timeout=600,
-                # Clients elsewhere have their own CPU; here they share the players' two cores and,
-                # BestEffort, would be starved by them (flat throughput whatever the clients).
-                cpu_request="250m")
-            assert phase == "Succeeded", log
-            (result,) = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-            measured.append(result)
-            record_timing(f"scale-out: predictions/s, {clients} client(s), batch 1, {triples} triple(s)",
-                          result["per_second"])
-    assert [m["predictions"] for m in measured] == [100, 100, 100, 100, 96, 96]
 
 
 def test_losing_a_triple_keeps_the_model_answering_while_it_is_shared_again(
