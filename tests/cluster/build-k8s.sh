@@ -2,6 +2,7 @@
 # Build the Kubernetes server binaries from Debian's source package `kubernetes`, with Go 1.15
 # from Debian bullseye and the kubelet changes in kubelet.patch. The result is cached by version
 # in $K8S_BIN (outside the repo): when it is there (and built with the same patch) this does nothing.
+#   build-k8s.sh --check   exit 0 if it is built, 1 if not
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/config.sh"; . "$HERE/lib.sh"
@@ -11,6 +12,7 @@ want="$K8S_DEB_VERSION $(sha256sum "$HERE/kubelet.patch" | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   exit 0
 fi
+[ "${1:-}" = "--check" ] && exit 1
 
 start=$SECONDS
 work=$PM_CACHE/build-$K8S_VERSION

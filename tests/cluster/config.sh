@@ -24,6 +24,8 @@ PM_CACHE=${PM_CACHE:-/var/cache/privatemodel}
 K8S_BIN=$PM_CACHE/k8s-$K8S_VERSION/bin
 GO_ROOT=$PM_CACHE/go-1.15/usr/lib/go-1.15
 PM_APT=$PM_CACHE/apt                      # private apt config: own sources.list, lists, archives
+PREBUILD_LOCK=$PM_CACHE/prebuild.lock      # held while prebuild.sh runs (up.sh waits for it)
+PREBUILD_LOG=$PM_CACHE/prebuild.log
 # All state of the running cluster: pids, logs, certs, etcd data, docker and kubelet roots.
 PM_STATE=${PM_STATE:-/var/lib/privatemodel/cluster}
 PKI=$PM_STATE/pki

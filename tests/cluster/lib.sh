@@ -106,6 +106,18 @@ ours_alive() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE "$PM_STATE|$K8S_BIN"
 }
 
+# Wait for a prebuild.sh still running (make test starts one beside the engine layer), with a
+# progress line a minute.
+wait_for_prebuild() {
+  mkdir -p "$PM_CACHE"
+  exec 8>"$PREBUILD_LOCK"
+  if ! flock -n 8; then
+    log "waiting for the build started beside the tests (log: $PREBUILD_LOG)"
+    until flock -w 60 8; do log "still building: $(tail -n 1 "$PREBUILD_LOG" 2>/dev/null)"; done
+  fi
+  exec 8>&-
+}
+
 # One script at a time changes the cluster (up, down, dockerd, image builds): take the state
 # lock, unless a calling script already holds it. The daemons never inherit it (start closes 9).
 lock_state() {

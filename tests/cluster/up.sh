@@ -45,6 +45,7 @@ fi
 # --- What the cluster is made of --------------------------------------------
 "$PYTHON" -c 'import kubernetes' 2>/dev/null \
   || die "$PYTHON with the kubernetes client is needed for the cluster DNS server (make install)"
+wait_for_prebuild
 bash "$HERE/install.sh"
 bash "$HERE/build-k8s.sh"
 
