@@ -137,3 +137,34 @@ def test_small_cnn_private_inference_matches_plaintext(protocol):
         return private_model(private_images).reveal().to_native()
 
     np.testing.assert_allclose(predict(tf.constant(x)).numpy(), expected, rtol=0, atol=0.1)
+
+
+@pytest.mark.parametrize("operation", ["conv2d", "matmul"])
+def test_masked_products_match_plaintext_with_one_large_product_fewer(protocol, monkeypatch, operation):
+    """Both factors secret-shared, as a Conv2D or Dense layer's input and weights are. Products
+    over the input's shape: server2's for the triple, then two on each holder (tf-encrypted's
+    original ran three on server0)."""
+    rng = np.random.default_rng(1)
+    if operation == "conv2d":
+        x, w = rng.uniform(-1, 1, [2, 3, 9, 9]), rng.uniform(-1, 1, [3, 3, 3, 4])  # NCHW, HWIO
+        expected = tf.nn.conv2d(x.transpose(0, 2, 3, 1), w, 1, "VALID").numpy().transpose(0, 3, 1, 2)
+        multiply = lambda u, v: protocol.conv2d(u, v, (1, 1), "VALID")  # noqa: E731
+    else:
+        x, w = rng.uniform(-1, 1, [4, 30]), rng.uniform(-1, 1, [30, 5])
+        expected = x @ w
+        multiply = protocol.matmul
+    factory = type(protocol.tensor_factory.tensor(np.zeros([1], np.int64)))
+    original = getattr(factory, operation)
+    large = []
+
+    def counted(self, other, *args):
+        if tuple(self.shape) == x.shape:
+            large.append(operation)
+        return original(self, other, *args)
+
+    monkeypatch.setattr(factory, operation, counted)
+    got = multiply(tfe.define_private_variable(x), tfe.define_private_variable(w)).reveal().to_native().numpy()
+
+    # Fixed point: every factor is encoded, and the product truncated.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=0.01)
+    assert len(large) == 5

@@ -1,8 +1,8 @@
 """Fixes tf-encrypted 0.9.1 needs on TensorFlow 2.12, applied by privatemodel.runtime.mpc.tfe.
 
-Each fix replaces one tf-encrypted function with a correct equivalent. The function it
-replaced is kept in ORIGINALS, so tests can show the breakage each fix removes (and a
-fix can delegate to it).
+Each fix replaces one tf-encrypted function with a correct (or, for the masked products, a
+cheaper) equivalent. The function it replaced is kept in ORIGINALS, so tests can show the
+breakage each fix removes (and a fix can delegate to it).
 
 tf-encrypted is imported inside the functions only: project code must reach it through
 privatemodel.runtime.mpc.tfe, which installs the secure random op first.
@@ -129,8 +129,48 @@ def fix_private_compare_permutation() -> None:
     _replace(securenn, "_lsb_private", lsb_private)
 
 
+def _masked_product(operation: str):
+    """tf-encrypted's product of two masked tensors (Beaver: x = a + alpha, y = b + beta, with alpha
+    and beta public), where server0 computes alpha*b0 + alpha*beta as alpha*(b0 + beta): the
+    product is linear in its second factor, also modulo 2^64. server0 runs two of the large
+    products (convolutions over the layer's input) instead of three, as server1 does."""
+    from tf_encrypted.protocol.pond.pond import PondMaskedTensor, PondPrivateTensor
+
+    def product(prot, x, y, *conv_args):
+        assert isinstance(x, PondMaskedTensor), type(x)
+        assert isinstance(y, PondMaskedTensor), type(y)
+        a, a0, a1, alpha_on_0, alpha_on_1 = x.unwrapped
+        b, b0, b1, beta_on_0, beta_on_1 = y.unwrapped
+        times = (lambda u, v: u.conv2d(v, *conv_args)) if operation == "conv2d" else (lambda u, v: u.matmul(v))
+        with tf.name_scope(operation):
+            triple = getattr(prot.triple_source, f"{operation}_triple")
+            ab0, ab1 = triple(a, b, *conv_args)
+            with tf.device(prot.server_0.device_name), tf.name_scope("combine"):
+                z0 = ab0 + times(a0, beta_on_0) + times(alpha_on_0, b0 + beta_on_0)
+            with tf.device(prot.server_1.device_name), tf.name_scope("combine"):
+                z1 = ab1 + times(a1, beta_on_1) + times(alpha_on_1, b1)
+            z = PondPrivateTensor(prot, z0, z1, x.is_scaled or y.is_scaled)
+            return prot.truncate(z) if x.is_scaled and y.is_scaled else z
+
+    return product
+
+
+_conv2d_masked_masked = _masked_product("conv2d")
+_matmul_masked_masked = _masked_product("matmul")
+
+
+def speed_up_masked_products() -> None:
+    """Private x private convolutions and matrix products (every Conv2D and Dense layer, whose
+    weights are secret-shared): one large product fewer on server0, same result."""
+    from tf_encrypted.protocol.pond import pond
+
+    _replace(pond, "_conv2d_masked_masked", _conv2d_masked_masked)
+    _replace(pond, "_matmul_masked_masked", _matmul_masked_masked)
+
+
 def apply_all() -> None:
     fix_avgpool2d_reshape_reduce()
     fix_private_compare_permutation()
     fix_avgpool2d_same_padding()
     fix_default_args_check_of_json_configs()
+    speed_up_masked_products()
