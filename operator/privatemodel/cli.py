@@ -81,6 +81,9 @@ def _parser():
     sub.add_argument("--wait-after-complete", action="store_true", help="after N requests refuse more but keep running until SIGTERM")
     sub.add_argument("--max-batch", type=_positive, default=contract.DEFAULT_MAX_BATCH, help="largest batch one request may carry")
     sub.add_argument("--warm-up", type=_sizes, default=[1], metavar="SIZES", help="batch sizes to compile before ready (default 1)")
+    sub.add_argument("--warm-up-idle", type=_sizes, default=[], metavar="SIZES",
+                     help="batch sizes to compile once ready, one at a time while no request waits (default none; "
+                          f"the operator passes {','.join(map(str, contract.IDLE_WARM_UP_SIZES))})")
     sub.add_argument("--batch-wait-ms", type=_non_negative, default=1000 * DEFAULT_BATCH_WAIT_SECONDS, metavar="MS",
                      help="coalesce concurrent requests into one MPC step, delaying none by more than this "
                           "(default %(default)g; 0: only what is already queued)")
@@ -148,7 +151,8 @@ def _serve(args):
         raise hostmap.HostmapError("serve needs --tls-dir: clients reach it over HTTPS only")
     server = PrivateModelServer(hostmap.load(args.config), max_batch=args.max_batch, tls_dir=args.tls_dir, work_dir=os.environ.get("TMPDIR", "/tmp"))
     endpoint = ServingEndpoint(server, args.port, args.tls_dir, args.host, args.num_requests, args.wait_after_complete,
-                               batch_wait=args.batch_wait_ms / 1000)
+                               batch_wait=args.batch_wait_ms / 1000,
+                               idle_warm_up=[size for size in args.warm_up_idle if size <= args.max_batch])
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: endpoint.finished.set())
     endpoint.start_http()

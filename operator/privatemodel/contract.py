@@ -26,6 +26,10 @@ SERVING_PORT = 8443
 
 # The largest batch one request may carry, unless serving and the ingress are told otherwise.
 DEFAULT_MAX_BATCH = 64
+# Batch sizes serving on Kubernetes compiles once ready, while no request waits: concurrent
+# clients' requests are coalesced into these, and a size's first step otherwise waits seconds for
+# its compile (3-5 s each).
+IDLE_WARM_UP_SIZES = (2, 4, 8)
 
 # A party's TLS directory (the layout of a kubernetes.io/tls Secret plus the CA).
 TLS_CA = "ca.crt"

@@ -7,6 +7,7 @@ land in one step however slowly this machine starts the clients' threads.
 import json
 import secrets
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -26,12 +27,32 @@ def players(tmp_path_factory, reference_model):
         yield cluster
 
 
+# Compiled once ready, while idle (as the operator has serving do); the tests' steps use them all.
+IDLE_WARM_UP = (2, 4, 8, 16)
+
+
 @pytest.fixture(scope="module")
 def batching_serving(players):
     serving = LocalServing(players)
-    serving.start(extra_args=["--batch-wait-ms", BATCH_WAIT_MS, "--warm-up", "1,2,4,8,16"])
+    serving.start(extra_args=["--batch-wait-ms", BATCH_WAIT_MS, "--warm-up-idle", ",".join(map(str, IDLE_WARM_UP))])
     yield serving
     serving.stop()
+
+
+def warmed_sizes(players):
+    """The batch sizes serving's log says it compiled, in order, and whether each came after ready."""
+    lines = (players.directory / "serve.log").read_text().splitlines()
+    ready = next((index for index, line in enumerate(lines) if "ready for clients" in line), len(lines))
+    return [(int(line.split("warmed up batch size ")[1].split()[0]), index > ready)
+            for index, line in enumerate(lines) if "warmed up batch size" in line]
+
+
+def test_larger_batches_compile_after_ready_while_no_request_waits(players, batching_serving):
+    """Ready after batch size 1 only; the sizes concurrent clients need compile before any comes."""
+    deadline = time.monotonic() + 120
+    while len(warmed_sizes(players)) < 1 + len(IDLE_WARM_UP) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert warmed_sizes(players) == [(1, False)] + [(size, True) for size in IDLE_WARM_UP]
 
 
 def in_parallel(*calls):

@@ -91,3 +91,12 @@ def test_closed_queue_hands_out_what_is_left_then_none():
     jobs.close()
     assert [job.count for job in jobs.take(max_rows=64, max_requests=64, wait=30.0)] == [1]
     assert jobs.take(max_rows=64, max_requests=64, wait=30.0) is None
+
+
+def test_an_idle_worker_is_told_so_and_a_job_still_wakes_it_at_once():
+    jobs = RequestQueue()
+    assert jobs.take(max_rows=64, max_requests=64, wait=0, idle=0.05) == []
+    threading.Timer(0.1, lambda: jobs.put(Job("next", 1))).start()
+    assert [job.request_id for job in jobs.take(max_rows=64, max_requests=64, wait=0, idle=30.0)] == ["next"]
+    jobs.close()
+    assert jobs.take(max_rows=64, max_requests=64, wait=0, idle=30.0) is None

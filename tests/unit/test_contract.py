@@ -41,6 +41,8 @@ def test_sharing_and_serving_commands_parse_with_the_runtime_cli():
         assert (share.architecture is None) == (body is MNIST)
         serve = parsed(objects["serving"])
         assert (serve.port, serve.num_requests, serve.wait_after_complete) == (contract.SERVING_PORT, 3, True)
+        assert serve.warm_up_idle == list(contract.IDLE_WARM_UP_SIZES)
+        assert max(serve.warm_up_idle) <= serve.max_batch
 
 
 def test_the_spec_allows_no_batch_larger_than_serving_accepts():

@@ -538,7 +538,7 @@ def test_model_and_architecture_on_one_claim_share_a_volume():
 
 def test_serving_command_is_https_on_all_interfaces_and_passes_num_requests_only_when_set():
     common = ["privatemodel", "serve", "--config", consts.HOSTMAP_PATH, "--tls-dir", consts.TLS_DIR,
-              "--host", "0.0.0.0", "--port", "8443"]
+              "--host", "0.0.0.0", "--port", "8443", "--warm-up-idle", "2,4,8"]
     assert only_container(build_all()["serving"])["command"] == [*common, "--num-requests", "3", "--wait-after-complete"]
     assert only_container(build_all({**MNIST, "serving": {}})["serving"])["command"] == common
 

@@ -24,6 +24,7 @@ def build_serving_deployment(
         "--tls-dir", consts.TLS_DIR,
         "--host", "0.0.0.0",
         "--port", str(contract.SERVING_PORT),
+        "--warm-up-idle", ",".join(map(str, contract.IDLE_WARM_UP_SIZES)),
     ]  # fmt: skip
     if spec.serving.num_requests is not None:
         # A Deployment restarts a pod that exits: serve stays up, refusing more, until the operator

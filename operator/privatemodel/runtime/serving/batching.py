@@ -74,14 +74,15 @@ class RequestQueue:
             self._jobs.clear()
             return jobs
 
-    def take(self, max_rows: int, max_requests: int, wait: float) -> list[Job] | None:
-        """The next batch (blocks for its first job), or None once closed and empty. The worker
-        calls this when it is free (its last step ended): the wait counts from then, or from the
-        oldest job's arrival."""
+    def take(self, max_rows: int, max_requests: int, wait: float, idle: float | None = None) -> list[Job] | None:
+        """The next batch (blocks for its first job), or None once closed and empty; [] if no job
+        came within `idle` seconds (None: wait as long as it takes). The worker calls this when it
+        is free (its last step ended): the wait counts from then, or from the oldest job's arrival."""
         free_since = time.monotonic()
         with self._changed:
             expected = self._last_batch + len(self._jobs)
-            self._changed.wait_for(lambda: self._jobs or self._closed)
+            if not self._changed.wait_for(lambda: self._jobs or self._closed, idle):
+                return []
             if not self._jobs:
                 return None
             deadline = max(self._jobs[0].arrived, free_since) + wait

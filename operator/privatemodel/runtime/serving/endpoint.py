@@ -36,14 +36,17 @@ STOP_GRACE_SECONDS = 20.0
 REPLY_GRACE_SECONDS = 5.0
 # A step that runs longer has lost a player or hangs: /healthz then says so, and it gets restarted.
 STEP_DEADLINE_SECONDS = 120.0
+# No request for this long: serving compiles its next idle warm-up size (`serve --warm-up-idle`).
+IDLE_SECONDS_BEFORE_WARM_UP = 1.0
 
 
 class ServingEndpoint:
     def __init__(self, server, port: int, tls_dir, host: str = "0.0.0.0", num_requests=None, wait_after_complete=False,
-                 batch_wait: float = DEFAULT_BATCH_WAIT_SECONDS):
+                 batch_wait: float = DEFAULT_BATCH_WAIT_SECONDS, idle_warm_up=()):
         self.server = server
         self.num_requests = num_requests
         self.batch_wait = batch_wait
+        self._idle_warm_up = list(idle_warm_up)  # batch sizes still to compile while idle
         self.wait_after_complete = wait_after_complete
         self.ready = False
         self.requests_served = 0
@@ -160,12 +163,30 @@ class ServingEndpoint:
 
     def _work(self):
         while True:
-            batch = self._jobs.take(self.server.max_batch, self._requests_left(), self.batch_wait)
+            idle = IDLE_SECONDS_BEFORE_WARM_UP if self._idle_warm_up else None
+            batch = self._jobs.take(self.server.max_batch, self._requests_left(), self.batch_wait, idle)
+            if batch == []:
+                self._warm_up_while_idle(self._idle_warm_up.pop(0))
+                continue
             if batch is None or not self._run(batch):
                 break
             if self.completed:
                 self._complete()
                 break
+
+    def _warm_up_while_idle(self, size):
+        """Compile one more batch size while no request waits, so the first burst of concurrent
+        clients does not wait for it. A request that comes meanwhile waits for this one step."""
+        if self.server.is_warm(size):
+            return
+        self._step_started = time.monotonic()
+        try:
+            self.server.warm_up([size])
+        except Exception:  # noqa: BLE001 - a lost player or new shares: the next request's step finds and reports it
+            log.warning("compiling batch size %d while idle failed; sizes left compile at first use", size, exc_info=True)
+            self._idle_warm_up.clear()
+        finally:
+            self._step_started = None
 
     def _requests_left(self) -> int:
         """No batch may take more requests than serving has left to answer (each has a row at least)."""

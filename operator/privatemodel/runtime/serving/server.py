@@ -98,6 +98,10 @@ class PrivateModelServer:
             self._write_request_files(WARM_UP_ID, {".in": b"", ".out": b""})
             log.info("warmed up batch size %d in %.1f s", count, time.monotonic() - started)
 
+    def is_warm(self, count: int) -> bool:
+        """Whether a batch of this many rows runs without a compile."""
+        return next(size for size in self.buckets if size >= count) in self._steps
+
     @staticmethod
     def _write_request_files(request_id: str, contents: dict) -> None:
         import tensorflow as tf
