@@ -18,12 +18,13 @@ from e2e.support import (
     example_manifest,
     npy_config_map,
     run_pod,
+    wait_until,
     wait_until_serving,
 )
 from privatemodel import contract
 from privatemodel.controller import consts
 from privatemodel.controller.consts import Component
-from privatemodel.controller.naming import child_name
+from privatemodel.controller.naming import child_name, selector_labels
 
 MODEL = "bench"
 OUTPUT = REPO / "build" / "bench-cluster.json"
@@ -72,6 +73,20 @@ def scaled(kubeconfig, namespace, custom, reference_model):
     return seconds
 
 
+def wait_until_warm(core, namespace):
+    """Each triple's serving has compiled the batch sizes it compiles once ready (steady state, not
+    the first burst's compiles, is what sizing a cluster needs)."""
+    last = f"warmed up batch size {max(contract.IDLE_WARM_UP_SIZES)} "
+    selector = ",".join(f"{key}={value}" for key, value in selector_labels(MODEL, Component.SERVING).items())
+
+    def warm():
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+        return len(pods) == len(TRIPLES) and all(
+            last in core.read_namespaced_pod_log(pod.metadata.name, namespace) for pod in pods)
+
+    wait_until(warm, 300, "each triple's serving compiled its idle warm-up sizes")
+
+
 def table(runs):
     rows = {}
     for run in runs:
@@ -86,6 +101,7 @@ def test_throughput_with_one_triple_and_with_two(scaled, namespace, core, refere
     name = f"clients-{uuid.uuid4().hex[:6]}"
     npy_config_map(core, namespace, name, reference_model["x"][:1])
     access = ("access", consts.ACCESS_DIR, {"configMap": {"name": child_name(MODEL, Component.ACCESS)}})
+    wait_until_warm(core, namespace)
     runs = []
     for clients in CLIENTS:
         for triples in TRIPLES:

@@ -22,7 +22,18 @@ def kubeconfig(request):
         path = ensure_cluster()
         ensure_images("runtime", "operator")
     Diagnostics.kubeconfig = path
+    restart_operator_left_running(path)
     return path
+
+
+def restart_operator_left_running(kubeconfig):
+    """An operator an earlier run installed keeps running the image it started with, though the
+    tag now names a rebuilt one (imagePullPolicy Never): restart it, so this run tests this code."""
+    if kubectl(kubeconfig, "-n", OPERATOR_NAMESPACE, "get", "pods", "-l", OPERATOR_SELECTOR, "-o", "name",
+               check=False).stdout.strip():
+        kubectl(kubeconfig, "-n", OPERATOR_NAMESPACE, "rollout", "restart", "deployment", "-l", OPERATOR_SELECTOR)
+        kubectl(kubeconfig, "-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment", "-l", OPERATOR_SELECTOR,
+                "--timeout=180s", timeout=200)
 
 
 @pytest.fixture(scope="session")
