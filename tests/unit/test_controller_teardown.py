@@ -76,3 +76,14 @@ def test_teardown_ends_when_no_owned_child_is_left_and_the_model_leaves_the_metr
 def test_models_are_counted_by_their_last_phase():
     assert metrics.count_by_phase(["Serving", "Failed", "Serving"]) == {
         "Pending": 0, "Sharing": 0, "Starting": 0, "Serving": 2, "Completed": 0, "Failed": 1}
+
+
+def test_the_config_pods_mount_goes_only_once_the_pods_are_gone():
+    kube = FakeKube(child("StatefulSet", "mnist-server0"), child("ConfigMap", "mnist-hostmap"))
+    with pytest.raises(kopf.TemporaryError):
+        tear_down(kube)
+    assert kube.deleted == [("StatefulSet", "mnist-server0")]
+    kube.objects = [o for o in kube.objects if o["kind"] != "StatefulSet"]
+    with pytest.raises(kopf.TemporaryError, match="ConfigMap mnist-hostmap"):
+        tear_down(kube)
+    assert kube.deleted[-1] == ("ConfigMap", "mnist-hostmap")

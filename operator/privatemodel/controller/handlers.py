@@ -115,9 +115,12 @@ def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
     ReplicaSet and pod), so no child left means no pod of the model runs."""
     remaining = []
     for kind in kube.CHILD_KINDS:
+        workloads_left = any(left.split()[0] in kube.WORKLOAD_KINDS for left in remaining)
         for child in observe.owned_by(memo.kube.list(kind, namespace, selector_labels(name)), uid):
             meta = child["metadata"]
             remaining.append(f"{kind} {meta['name']}")
+            if kind not in kube.WORKLOAD_KINDS and workloads_left:
+                continue  # what the pods mount goes once they are gone
             if not meta.get("deletionTimestamp") and memo.kube.delete(kind, namespace, meta["name"], foreground=True):
                 logger.info("deleting %s %s", kind, meta["name"])
     if remaining:

@@ -27,6 +27,9 @@ PDB_KIND, PDB_GROUP, PDB_PLURAL, PDB_VERSIONS = "PodDisruptionBudget", "policy",
 # (and the Deployment's ReplicaSet) follow through the garbage collector, and so do the TLS
 # Secrets: the operator may only create Secrets, never read, list or delete them.
 CHILD_KINDS = ("Deployment", "Job", "StatefulSet", PDB_KIND, "Service", "ServiceMonitor", "ConfigMap", "NetworkPolicy")
+# The children that run pods: torn down first. A pod still starting whose ConfigMap went first
+# cannot mount it and took minutes to go (Kubernetes 1.20 kubelet, seen in e2e).
+WORKLOAD_KINDS = ("Deployment", "Job", "StatefulSet")
 # A Job's pod template cannot change: a Job is created, or deleted and replaced under a new name.
 IMMUTABLE_KINDS = frozenset({"Job"})
 # Custom resources take no strategic merge patch (the API server answers 415): a JSON merge patch,
