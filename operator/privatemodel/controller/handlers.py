@@ -113,9 +113,8 @@ def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
     label (a user's pod, say) is neither deleted nor waited for. In the foreground a child stays
     until what it owns is gone (a StatefulSet until its pod, serving's Deployment until its
     ReplicaSet and pod), so no child left means no pod of the model runs."""
-    remaining = []
+    remaining, workloads_left = [], False
     for kind in kube.CHILD_KINDS:
-        workloads_left = any(left.split()[0] in kube.WORKLOAD_KINDS for left in remaining)
         for child in observe.owned_by(memo.kube.list(kind, namespace, selector_labels(name)), uid):
             meta = child["metadata"]
             remaining.append(f"{kind} {meta['name']}")
@@ -123,6 +122,7 @@ def tear_down(name, namespace, uid, memo: kopf.Memo, logger, **_):
                 continue  # what the pods mount goes once they are gone
             if not meta.get("deletionTimestamp") and memo.kube.delete(kind, namespace, meta["name"], foreground=True):
                 logger.info("deleting %s %s", kind, meta["name"])
+        workloads_left = workloads_left or (kind in kube.WORKLOAD_KINDS and bool(remaining))
     if remaining:
         raise kopf.TemporaryError(f"waiting for {len(remaining)} children to go: {', '.join(remaining)}", delay=2)
     memo.phases.record(uid, None)
