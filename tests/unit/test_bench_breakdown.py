@@ -20,7 +20,9 @@ def test_each_layer_gets_its_messages_bytes_and_rounds(tmp_path):
     rows = breakdown.layer_breakdown(path, batch_size=2)
 
     assert [(row["layer"], row["kind"]) for row in rows] == [
-        ("hidden", "Dense"), ("relu", "ReLU"), ("flat", "Flatten"), ("out", "Dense")]
+        ("hidden", "Dense"), ("relu", "ReLU"), ("flat", "Flatten"), ("out", "Dense"), (breakdown.STEP_ROW, "master seeds")]
+    # One master seed a step per pair (server2 to each holder, server0 to server1), not a message per random tensor.
+    assert (rows[-1]["messages"], rows[-1]["bytes"]) == (3, 3 * 32)
     by_layer = {row["layer"]: row for row in rows}
     # A private-by-private product opens masked values: one round; SecureNN's ReLU takes several.
     assert by_layer["hidden"]["rounds"] >= 1 and by_layer["relu"]["rounds"] > by_layer["hidden"]["rounds"]

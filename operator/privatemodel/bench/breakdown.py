@@ -1,11 +1,12 @@
 """Where a private prediction's time goes, layer by layer: the README's breakdown table.
 
-From the SecureNN graph serving runs (built here, no players needed), per layer: the messages
-between parties, their bytes, and the rounds (the longest chain of messages, each waiting on the
-one before, that the layer adds). Timed in this process, SecureNN with its three parties as
-devices of one process (no network, no HTTPS): each layer's time is the difference between running
-the model up to it and up to the layer before. The network's share shows beside it, in the
-end-to-end numbers of `make bench`.
+From the SecureNN graph serving runs (built here, no players needed; the randomness one party hands
+another sent as seeds, as serving sends it), per layer: the messages between parties, their bytes,
+and the rounds (the longest chain of messages, each waiting on the one before, that the layer
+adds); the master seeds, one per pair of parties and step, are a row of their own. Timed in this
+process, SecureNN with its three parties as devices of one process (no network, no HTTPS): each
+layer's time is the difference between running the model up to it and up to the layer before. The
+network's share shows beside it, in the end-to-end numbers of `make bench`.
 """
 import statistics
 import time
@@ -16,6 +17,7 @@ import numpy as np
 from privatemodel.runtime.serving.server import _with_batch_size
 
 PARTIES = ("server0", "server1", "server2")
+STEP_ROW = "(each step)"
 _TIMED_RUNS = 10
 
 
@@ -29,17 +31,21 @@ def layer_breakdown(model_path, batch_size: int = 1) -> list[dict]:
     input_shape = [batch_size] + list(keras_model.input_shape[1:])
     traffic = _traffic_by_layer(config, keras_model.get_weights(), input_shape)
     timings = _milliseconds_by_layer(keras_model, config, batch_size)
-    return [
+    rows = [
         {"layer": layer["config"]["name"], "kind": layer["class_name"], **traffic[layer["config"]["name"]],
          "in_process_ms": timings[index]}
         for index, layer in enumerate(layers)
     ]
+    if traffic[None]["messages"]:
+        rows.append({"layer": STEP_ROW, "kind": "master seeds", **traffic[None], "in_process_ms": 0.0})
+    return rows
 
 
 def _traffic_by_layer(config, weights, input_shape):
     """Messages, bytes and rounds per layer, read off the graph with each party on its own task."""
     import tensorflow as tf
 
+    from privatemodel.runtime.mpc import producer_seeds
     from privatemodel.runtime.mpc.tfe import tfe
 
     graph = tf.Graph()
@@ -51,11 +57,12 @@ def _traffic_by_layer(config, weights, input_shape):
         built = len(graph.get_operations())
         x = tf.zeros(input_shape, tf.float64)
         model(tfe.define_private_input("server0", lambda: x))
+    producer_seeds.send_all_as_seeds(graph, lambda party: tfe.get_config().get_player(party).device_name)
     names = {layer["config"]["name"] for layer in config["layers"]}
     rows = defaultdict(lambda: {"messages": 0, "bytes": 0, "rounds": 0})
     depth, sent, start_depth = {}, set(), {}
     deepest = 0
-    for op in graph.get_operations()[built:]:  # in creation order, which is topological
+    for op in _topological(graph.get_operations()[built:]):  # the rewrite's ops came last
         layer = next((part for part in op.name.split("/")[1:2] if part in names), None)
         if layer:
             start_depth.setdefault(layer, deepest)
@@ -64,7 +71,8 @@ def _traffic_by_layer(config, weights, input_shape):
             source = tensor.op
             crosses = source.type != "Const" and _task(source) != _task(op)
             d = max(d, depth.get(source.name, 0) + crosses)
-            if crosses and layer and (tensor.name, _task(op)) not in sent:
+            counted = layer or source.type == producer_seeds.SEED_OP  # a master seed, read outside the layers
+            if crosses and counted and (tensor.name, _task(op)) not in sent:
                 sent.add((tensor.name, _task(op)))  # TensorFlow sends a tensor once per receiving party
                 rows[layer]["messages"] += 1
                 rows[layer]["bytes"] += tensor.shape.num_elements() * tensor.dtype.size
@@ -73,6 +81,24 @@ def _traffic_by_layer(config, weights, input_shape):
         if layer:
             rows[layer]["rounds"] = max(rows[layer]["rounds"], d - start_depth[layer])
     return rows
+
+
+def _topological(ops):
+    """These ops, each after every op it reads (depth first, without recursion)."""
+    members, placed, order = set(ops), set(), []
+    for root in ops:
+        stack = [(root, False)]
+        while stack:
+            op, inputs_done = stack.pop()
+            if op in placed:
+                continue
+            if inputs_done:
+                placed.add(op)
+                order.append(op)
+                continue
+            stack.append((op, True))
+            stack += [(tensor.op, False) for tensor in op.inputs if tensor.op in members and tensor.op not in placed]
+    return order
 
 
 def _task(op) -> str:

@@ -68,9 +68,9 @@ def _private_compare(prot, r_bits, c, beta, prime):
         # Common randomness of server0 and server1 from seeds server0 draws and hands to server1
         # (server2 never sees them): the nonzero multipliers, and each row's permutation.
         with tf.device(prot.server_0.device_name):
-            seeds_on_0 = tf.stack([ops.secure_seed(), ops.secure_seed()])
+            seeds_on_0 = [ops.secure_seed(), ops.secure_seed()]
         with tf.device(prot.server_1.device_name):
-            seeds_on_1 = tf.identity(seeds_on_0)
+            seeds_on_1 = [tf.identity(seed) for seed in seeds_on_0]
         sent = []
         for first, device, bits_share, c_on, beta_on, seeds in zip(
             (True, False),

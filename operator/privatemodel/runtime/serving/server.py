@@ -247,6 +247,7 @@ class PrivateModelServer:
     def _build_step(self, bucket):
         import tensorflow as tf
 
+        from privatemodel.runtime.mpc import producer_seeds
         from privatemodel.runtime.mpc.tfe import tfe
 
         model = tfe.keras.models.model_from_config(_with_batch_size(self.summary.config, bucket))
@@ -272,6 +273,7 @@ class PrivateModelServer:
             with tf.control_dependencies([still_loaded]):
                 for player, share in zip(shares.SHARE_HOLDERS, (y.share0, y.share1)):
                     shares.write_request_outputs(player, request_ids, counts, share.value)
+            producer_seeds.send_all_as_seeds(tf.compat.v1.get_default_graph(), device_name)
 
         return step
 
