@@ -4,7 +4,8 @@ Run as two processes, like its users do: `python -m privatemodel.bench.baseline 
 The client prints one JSON line of timings. Note the baseline reveals every answer to server0 and
 server1 (tf-encrypted's default); it is here for speed comparison only. It runs tf-encrypted's own
 protocol code: the project's fixes it needs to run at all stay (the secure random op, average
-pooling), its faster and permuted ReLU protocol (private_compare.py) does not.
+pooling); its speed-ups do not: the faster and permuted ReLU protocol (private_compare.py),
+server0's cheaper masked products, and seeds left unordered in a tf.function.
 """
 import argparse
 import json
@@ -31,10 +32,15 @@ def main():
     from privatemodel.runtime.serving.server import _with_batch_size
     from privatemodel.runtime.mpc.session import connect_securenn
     from privatemodel.runtime.mpc.tfe import tfe
+    from privatemodel.runtime.mpc import secure_random
     from privatemodel.runtime.mpc.tfe_fixes import ORIGINALS
+    from tf_encrypted.protocol.pond import pond
     from tf_encrypted.protocol.securenn import securenn
 
     securenn._lsb_private = ORIGINALS[(securenn, "_lsb_private")]
+    for product in ("_conv2d_masked_masked", "_matmul_masked_masked"):
+        setattr(pond, product, ORIGINALS[(pond, product)])
+    secure_random.set_ordered_in_functions(secure_random.UNORDERED_OPS, True)
     connect_securenn(hostmap.load(args.config), "serve")
     keras_model = tf.keras.models.load_model(args.model, compile=False)
     input_shape = [args.batch] + list(keras_model.input_shape[1:])
