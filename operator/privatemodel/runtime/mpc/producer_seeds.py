@@ -24,6 +24,7 @@ EXPAND_OP = "SecureSeededRandomUniform"
 ROUTES = (("server2", ("server0", "server1")), ("server0", ("server1",)))
 _SEED_WORDS = 8
 _INT32_RANGE = (-(2**31), 2**31 - 1)
+_ARGUMENTS = (0, 2, 3)  # of SecureSeededRandomUniform: shape, minval, maxval (1 is the seed)
 
 
 def send_all_as_seeds(graph, device_name) -> dict[tuple[str, str], int]:
@@ -44,7 +45,7 @@ def send_as_seeds(graph, producer: str, receivers) -> dict[str, int]:
             continue
         if op.type == SEED_OP:
             item = ("seed", op, op.outputs)
-        elif op.type == EXPAND_OP and _fresh_seed(op, producer):
+        elif op.type == EXPAND_OP and _fresh_seed(op, producer) and _static_arguments(op):
             item = ("tensor", op, _with_identities(op.outputs[0], producer))
         else:
             continue
@@ -71,7 +72,7 @@ def _rewire(ops, producer, receiver, items):
             continue
         op._update_input(1, producer_seed)
         with tf.device(receiver):
-            static = [tf.constant(tf.get_static_value(op.inputs[index]), op.inputs[index].dtype) for index in (0, 2, 3)]
+            static = [tf.constant(tf.get_static_value(op.inputs[index]), op.inputs[index].dtype) for index in _ARGUMENTS]
             again = ops.secure_seeded_random_uniform(static[0], receiver_seed, static[1], static[2])
         _redirect(outputs, {receiver: again})
 
@@ -98,6 +99,11 @@ def _fresh_seed(expand, producer) -> bool:
     """Its seed is a SecureSeed on the producer that nothing else reads."""
     seed = expand.inputs[1].op
     return seed.type == SEED_OP and _canonical(seed.device) == producer and len(seed.outputs[0].consumers()) == 1
+
+
+def _static_arguments(expand) -> bool:
+    """Its shape and bounds are known when the graph is built, so the receiver can make the same op."""
+    return all(tf.get_static_value(expand.inputs[index]) is not None for index in _ARGUMENTS)
 
 
 def _with_identities(tensor, producer):
