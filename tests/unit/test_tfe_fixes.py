@@ -168,3 +168,33 @@ def test_masked_products_match_plaintext_with_one_large_product_fewer(protocol, 
     # Fixed point: every factor is encoded, and the product truncated.
     np.testing.assert_allclose(got, expected, rtol=0, atol=0.01)
     assert len(large) == 5
+
+
+@pytest.mark.parametrize(
+    "images, kernel, strides, padding",
+    [
+        ([2, 1, 10, 10], [3, 3, 1, 4], (1, 1), "VALID"),
+        ([3, 5, 9, 8], [3, 2, 5, 2], (1, 1), "SAME"),  # odd padding: the extra row after, as TensorFlow does
+        ([1, 4, 11, 11], [5, 5, 4, 3], (2, 2), "SAME"),
+        ([2, 2, 12, 9], [4, 3, 2, 6], (2, 3), "VALID"),
+        ([1, 3, 6, 6], [1, 1, 3, 2], (1, 1), "VALID"),
+        ([2, 3, 7, 7], [7, 7, 3, 1], (1, 1), "VALID"),  # the whole image is one patch
+    ],
+)
+def test_convolution_of_shares_equals_tf_encrypted_im2col(protocol, images, kernel, strides, padding):
+    """Shares are uniform in the whole int64 ring, so every product and sum wraps around: the
+    result must be the same ring element as tf-encrypted's own convolution's, bit for bit."""
+    from tf_encrypted.tensor import native
+
+    rng = np.random.default_rng(sum(images + kernel))
+    ring = np.iinfo(np.int64)
+    factory = protocol.tensor_factory
+    x = factory.tensor(rng.integers(ring.min, ring.max, images, dtype=np.int64, endpoint=True), encode=False)
+    w = factory.tensor(rng.integers(ring.min, ring.max, kernel, dtype=np.int64, endpoint=True), encode=False)
+
+    got = x.conv2d(w, strides, padding).value.numpy()
+    expected = tfe_fixes.ORIGINALS[(native, "conv2d")](x, w, strides=strides, padding=padding).value.numpy()
+
+    assert native.conv2d is not tfe_fixes.ORIGINALS[(native, "conv2d")]
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)

@@ -5,7 +5,8 @@ The client prints one JSON line of timings. Note the baseline reveals every answ
 server1 (tf-encrypted's default); it is here for speed comparison only. It runs tf-encrypted's own
 protocol code: the project's fixes it needs to run at all stay (the secure random op, average
 pooling); its speed-ups do not: the faster and permuted ReLU protocol (private_compare.py),
-server0's cheaper masked products, and seeds left unordered in a tf.function.
+server0's cheaper masked products, convolutions without tf-encrypted's im2col, and seeds left
+unordered in a tf.function.
 """
 import argparse
 import json
@@ -36,10 +37,12 @@ def main():
     from privatemodel.runtime.mpc.tfe_fixes import ORIGINALS
     from tf_encrypted.protocol.pond import pond
     from tf_encrypted.protocol.securenn import securenn
+    from tf_encrypted.tensor import native
 
     securenn._lsb_private = ORIGINALS[(securenn, "_lsb_private")]
     for product in ("_conv2d_masked_masked", "_matmul_masked_masked"):
         setattr(pond, product, ORIGINALS[(pond, product)])
+    native.conv2d = ORIGINALS[(native, "conv2d")]
     secure_random.set_ordered_in_functions(secure_random.UNORDERED_OPS, True)
     connect_securenn(hostmap.load(args.config), "serve")
     keras_model = tf.keras.models.load_model(args.model, compile=False)
