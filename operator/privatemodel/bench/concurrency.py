@@ -1,4 +1,4 @@
-"""Concurrent clients: 8 client threads, each with its own PrivateClient, send batch-1 requests
+"""Concurrent clients: 8 client processes, each with its own PrivateClient, send batch-1 requests
 (each its own digit) to one serving, which coalesces them into MPC steps (dynamic batching).
 
 Measured: predictions per second over the whole run, each request's latency as its client sees it,
@@ -6,9 +6,9 @@ the queueing delay and batch sizes from serving's own /metrics (the difference a
 the CPU time each process spent per prediction (all of them share this machine's cores), and every
 answer against plaintext Keras on the same digit, so a mix-up between clients would show.
 """
+import multiprocessing
 import os
 import ssl
-import threading
 import time
 import urllib.request
 
@@ -31,15 +31,14 @@ def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=C
     serving = LocalServing(cluster)
     serving.start(extra_args=extra_args)
     pids = {name: process.pid for name, process in cluster.players.items()}
-    pids.update(serve=serving.process.pid, clients=os.getpid())
+    pids.update(serve=serving.process.pid)
     try:
         before, cpu_before = _scrape(serving), _cpu_seconds(pids)
-        started = time.perf_counter()
-        answers, latencies = _run_clients(cluster.access_path, x_test, clients, requests)
-        elapsed = time.perf_counter() - started
+        answers, latencies, clients_cpu, elapsed = _run_clients(cluster.access_path, x_test, clients, requests)
         after, cpu_after = _scrape(serving), _cpu_seconds(pids)
     finally:
         serving.stop()
+    cpu_seconds = {name: cpu_after[name] - cpu_before[name] for name in pids} | {"clients": clients_cpu}
     indices = sorted(answers)
     private = np.stack([answers[index] for index in indices])
     expected = plaintext[[index % len(x_test) for index in indices]]
@@ -52,39 +51,67 @@ def bench_concurrency(cluster, model_path, x_test, batch_wait_ms=None, clients=C
         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
         "p95_ms": 1000 * float(np.percentile(latencies, 95)),
         **_serving_side(before, after),
-        "cpu_ms_per_prediction": {name: 1000 * (cpu_after[name] - cpu_before[name]) / len(answers) for name in pids},
+        "cpu_ms_per_prediction": {name: 1000 * seconds / len(answers) for name, seconds in cpu_seconds.items()},
         "max_abs_logit_difference": float(np.abs(private - expected).max()),
         "argmax_agreement": float((private.argmax(axis=1) == expected.argmax(axis=1)).mean()),
     }
 
 
 def _run_clients(access_path, x_test, clients, requests):
-    """Client k sends requests k, k + clients, ... one after another; request i asks about digit i."""
-    from privatemodel.runtime.client.client import PrivateClient
-
-    answers, latencies, errors = {}, [], []
-    lock = threading.Lock()
-
-    def client_loop(first):
-        try:
-            client = PrivateClient(access_path)
-            for index in range(first, requests, clients):
-                started = time.perf_counter()
-                answer = client.predict(x_test[index % len(x_test)])[0]
-                with lock:
-                    latencies.append(time.perf_counter() - started)
-                    answers[index] = answer
-        except Exception as error:  # noqa: BLE001 - reported after the run
-            errors.append(f"client {first}: {error}")
-
-    threads = [threading.Thread(target=client_loop, args=(first,)) for first in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    """Client k sends requests k, k + clients, ... one after another; request i asks about digit i.
+    Each client is a process of its own, as separate users' programs are: threads of one process
+    would take turns on its interpreter lock, and the bench would measure that lock (8 threads:
+    93 predictions/s, 2026-12-06) more than serving. Returns the answers, the latencies, the
+    clients' CPU seconds, and the wall time from the start signal to the last answer."""
+    context = multiprocessing.get_context("spawn")  # this process has TensorFlow's threads: no fork
+    go, results = context.Event(), context.Queue()
+    processes = [context.Process(target=_client_process, args=(access_path, x_test, first, clients, requests, go, results))
+                 for first in range(clients)]
+    for process in processes:
+        process.start()
+    try:
+        ready = [results.get(timeout=120) for _ in processes]  # each has imported and connected
+        if any(isinstance(message, str) for message in ready):
+            raise RuntimeError(f"a client failed to start: {next(m for m in ready if isinstance(m, str))}")
+        started = time.perf_counter()
+        go.set()
+        outcomes = [results.get(timeout=600) for _ in processes]
+        elapsed = time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+    errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
     if errors:
         raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
-    return answers, latencies
+    answers = {index: answer for outcome in outcomes for index, answer in outcome["answers"].items()}
+    latencies = [latency for outcome in outcomes for latency in outcome["latencies"]]
+    return answers, latencies, sum(outcome["cpu_seconds"] for outcome in outcomes), elapsed
+
+
+def _client_process(access_path, x_test, first, clients, requests, go, results):
+    """One client: connects, says it is ready, waits for the signal, then sends its requests."""
+    from privatemodel.runtime.client.client import PrivateClient
+
+    try:
+        client = PrivateClient(access_path)  # fetches the model's metadata
+    except Exception as error:  # noqa: BLE001 - reported by the parent
+        results.put(f"client {first}: {error}")
+        return
+    results.put(None)
+    go.wait()
+    answers, latencies = {}, []
+    cpu_before = time.process_time()
+    try:
+        for index in range(first, requests, clients):
+            started = time.perf_counter()
+            answers[index] = client.predict(x_test[index % len(x_test)])[0]
+            latencies.append(time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001 - reported by the parent
+        results.put(f"client {first}: {error}")
+        return
+    results.put({"answers": answers, "latencies": latencies, "cpu_seconds": time.process_time() - cpu_before})
 
 
 def _serving_side(before, after):
