@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -145,6 +146,31 @@ inline bool DrawBytes(WordReader<ByteSource>* reader, int64_t count, Accept acce
     if (bytes == nullptr) return false;
     size_t used = 0;
     while (used < available && done < count) done += accept(bytes[used++], done, &out[done]);
+    reader->Skip(used);
+  }
+  return true;
+}
+
+// The same values as DrawBytes, for samplers whose test for out[index] depends on the index (as
+// Fisher-Yates' range does) and that accept most bytes: each run of bytes is tried as if all
+// were accepted, up to the first rejected one, after which the next byte tries the same index
+// again, exactly as one byte at a time would. Taking the index out of the dependency from one
+// byte to the next (through a multiply and a table) made the row's shuffle several times faster.
+template <typename ByteSource, typename T, typename Accept>
+inline bool DrawMostlyAcceptedBytes(WordReader<ByteSource>* reader, int64_t count, Accept accept, T* out) {
+  int64_t done = 0;
+  while (done < count) {
+    size_t available;
+    const unsigned char* bytes = reader->Bytes(&available);
+    if (bytes == nullptr) return false;
+    size_t used = 0;
+    while (used < available && done < count) {
+      const int64_t run = std::min<int64_t>(static_cast<int64_t>(available - used), count - done);
+      int64_t accepted = 0;
+      while (accepted < run && accept(bytes[used + accepted], done + accepted, &out[done + accepted])) ++accepted;
+      done += accepted;
+      used += accepted + (accepted < run ? 1 : 0);  // and the rejected byte, if the run ended on one
+    }
     reader->Skip(used);
   }
   return true;
@@ -366,7 +392,7 @@ class ComparisonTermsOp : public SodiumOpKernel {
       for (int64_t i = 0; i < length; ++i) terms[i] = times_[terms[i] * prime_ + mask[i] + 1];
       // Fisher-Yates: a uniformly random order of this row's positions. Draw k picks which
       // position at or below length-1-k that one swaps with.
-      OP_REQUIRES(context, DrawBytes(&orders, length - 1, [&](uint8_t byte, int64_t k, uint32_t* drawn) {
+      OP_REQUIRES(context, DrawMostlyAcceptedBytes(&orders, length - 1, [&](uint8_t byte, int64_t k, uint32_t* drawn) {
         const uint32_t range = static_cast<uint32_t>(length - k);
         return BoundedByte(byte, range, swap_threshold[range], drawn);
       }, swap_with), Exhausted());
