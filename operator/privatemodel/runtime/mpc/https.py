@@ -10,6 +10,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,58 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 10.0  # seconds a client may take to send a request
 MAX_CONNECTIONS = 128
+
+
+class _Deadline:
+    def __init__(self, due: float, action, deadlines: "_Deadlines"):
+        self.due = due
+        self.action = action
+        self._deadlines = deadlines
+
+    def cancel(self) -> None:
+        self._deadlines.cancel(self)
+
+
+class _Deadlines:
+    """The deadlines of every connection a process serves, kept by one thread. A threading.Timer
+    per request started a thread each: ~0.14 ms of CPU, and a prediction makes five requests."""
+
+    def __init__(self):
+        self._pending = set()
+        self._changed = threading.Condition()
+        self._thread = None
+
+    def start(self, seconds: float, action) -> _Deadline:
+        deadline = _Deadline(time.monotonic() + seconds, action, self)
+        with self._changed:
+            earliest = min((pending.due for pending in self._pending), default=None)
+            self._pending.add(deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            if earliest is None or deadline.due < earliest:  # else the thread wakes in time anyway
+                self._changed.notify()
+        return deadline
+
+    def cancel(self, deadline: _Deadline) -> None:
+        with self._changed:
+            self._pending.discard(deadline)
+
+    def _run(self):
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                expired = [deadline for deadline in self._pending if deadline.due <= now]
+                self._pending.difference_update(expired)
+                if not expired:
+                    earliest = min((deadline.due for deadline in self._pending), default=None)
+                    self._changed.wait(None if earliest is None else earliest - now)
+                    continue
+            for deadline in expired:
+                deadline.action()
+
+
+_DEADLINES = _Deadlines()
 
 
 def server_context(tls_dir) -> ssl.SSLContext:
@@ -116,9 +169,7 @@ class JSONHandler(BaseHTTPRequestHandler):
         return parsed
 
     def _start_deadline(self, what):
-        self._deadline = threading.Timer(READ_TIMEOUT, self._cut, [what])
-        self._deadline.daemon = True
-        self._deadline.start()
+        self._deadline = _DEADLINES.start(READ_TIMEOUT, lambda: self._cut(what))
 
     def _cut(self, what):
         self._cut_off = True
