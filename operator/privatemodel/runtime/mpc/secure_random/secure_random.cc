@@ -136,8 +136,14 @@ class WordReader {
 constexpr int16_t kRejected = -1000;
 
 // Fills out[0 .. count) from the byte stream, one byte per try: accept(byte, index, &value) says
-// whether the byte gives out[index]. Branch-free in the loop, since acceptance is random.
-template <typename ByteSource, typename T, typename Accept>
+// whether the byte gives out[index]. Two ways through the bytes, giving the same values:
+// - byte by byte, branch-free: for samplers that reject often (acceptance is random);
+// - kRunsOfAccepted, for samplers whose test depends on the index (as Fisher-Yates' range does)
+//   and that accept most bytes: each run of bytes is tried as if all were accepted, up to the
+//   first rejected one, after which the next byte tries the same index again. The index is then
+//   out of the dependency from one byte to the next (through a multiply and a table): the row's
+//   shuffle got several times faster.
+template <bool kRunsOfAccepted, typename ByteSource, typename T, typename Accept>
 inline bool DrawBytes(WordReader<ByteSource>* reader, int64_t count, Accept accept, T* out) {
   int64_t done = 0;
   while (done < count) {
@@ -145,31 +151,16 @@ inline bool DrawBytes(WordReader<ByteSource>* reader, int64_t count, Accept acce
     const unsigned char* bytes = reader->Bytes(&available);
     if (bytes == nullptr) return false;
     size_t used = 0;
-    while (used < available && done < count) done += accept(bytes[used++], done, &out[done]);
-    reader->Skip(used);
-  }
-  return true;
-}
-
-// The same values as DrawBytes, for samplers whose test for out[index] depends on the index (as
-// Fisher-Yates' range does) and that accept most bytes: each run of bytes is tried as if all
-// were accepted, up to the first rejected one, after which the next byte tries the same index
-// again, exactly as one byte at a time would. Taking the index out of the dependency from one
-// byte to the next (through a multiply and a table) made the row's shuffle several times faster.
-template <typename ByteSource, typename T, typename Accept>
-inline bool DrawMostlyAcceptedBytes(WordReader<ByteSource>* reader, int64_t count, Accept accept, T* out) {
-  int64_t done = 0;
-  while (done < count) {
-    size_t available;
-    const unsigned char* bytes = reader->Bytes(&available);
-    if (bytes == nullptr) return false;
-    size_t used = 0;
-    while (used < available && done < count) {
-      const int64_t run = std::min<int64_t>(static_cast<int64_t>(available - used), count - done);
-      int64_t accepted = 0;
-      while (accepted < run && accept(bytes[used + accepted], done + accepted, &out[done + accepted])) ++accepted;
-      done += accepted;
-      used += accepted + (accepted < run ? 1 : 0);  // and the rejected byte, if the run ended on one
+    if constexpr (kRunsOfAccepted) {
+      while (used < available && done < count) {
+        const int64_t run = std::min<int64_t>(static_cast<int64_t>(available - used), count - done);
+        int64_t accepted = 0;
+        while (accepted < run && accept(bytes[used + accepted], done + accepted, &out[done + accepted])) ++accepted;
+        done += accepted;
+        used += accepted + (accepted < run ? 1 : 0);  // and the rejected byte, if the run ended on one
+      }
+    } else {
+      while (used < available && done < count) done += accept(bytes[used++], done, &out[done]);
     }
     reader->Skip(used);
   }
@@ -193,7 +184,7 @@ bool SampleUniform(WordReader<ByteSource>* reader, T minval, T maxval, T* out, i
     for (uint32_t word = 0; word < 256; ++word)
       table[word] = word < first_accepted ? kRejected
                                           : static_cast<T>(static_cast<Word>(static_cast<Word>(minval) + word % range));
-    return DrawBytes(reader, count, [&](uint8_t byte, int64_t, T* value) {
+    return DrawBytes<false>(reader, count, [&](uint8_t byte, int64_t, T* value) {
       *value = static_cast<T>(table[byte]);
       return table[byte] != kRejected;
     }, out);
@@ -386,13 +377,13 @@ class ComparisonTermsOp : public SodiumOpKernel {
         }
       }
       // Times a nonzero mask each (1 .. p-1).
-      OP_REQUIRES(context, DrawBytes(&masks, length, [&](uint8_t byte, int64_t, uint32_t* drawn) {
+      OP_REQUIRES(context, DrawBytes<false>(&masks, length, [&](uint8_t byte, int64_t, uint32_t* drawn) {
         return BoundedByte(byte, mask_range, mask_threshold, drawn);
       }, mask), Exhausted());
       for (int64_t i = 0; i < length; ++i) terms[i] = times_[terms[i] * prime_ + mask[i] + 1];
       // Fisher-Yates: a uniformly random order of this row's positions. Draw k picks which
       // position at or below length-1-k that one swaps with.
-      OP_REQUIRES(context, DrawMostlyAcceptedBytes(&orders, length - 1, [&](uint8_t byte, int64_t k, uint32_t* drawn) {
+      OP_REQUIRES(context, DrawBytes<true>(&orders, length - 1, [&](uint8_t byte, int64_t k, uint32_t* drawn) {
         const uint32_t range = static_cast<uint32_t>(length - k);
         return BoundedByte(byte, range, swap_threshold[range], drawn);
       }, swap_with), Exhausted());
