@@ -18,6 +18,7 @@ from privatemodel.runtime.client.client import PrivateClient
 from privatemodel.runtime.local.cluster import LocalCluster, LocalServing
 
 ETH_P_ALL = 0x0003
+SO_RCVBUFFORCE = 33  # Linux's; Python's socket module does not name it
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,9 @@ def isolated(tmp_path_factory, reference_model):
 
 
 class Sniffer:
-    """Every TCP payload on the parties' links while it runs: (source port, destination port, bytes).
+    """Every TCP payload on the parties' links while it runs: (link, (source address, port),
+    (destination address, port), sequence number, bytes). A packet between two parties is seen on
+    both links, and a retransmitted one twice on each.
 
     Frames bridged from one party to another never reach the bridge's own interface: it listens on
     every interface and keeps those of the parties' links (their host-side veth ends).
@@ -45,6 +48,8 @@ class Sniffer:
     def __init__(self, link_prefix):
         self.link_prefix = link_prefix
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # Room for a whole prediction's traffic: a frame dropped here would break its stream.
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 256 * 2**20)
         self.sock.settimeout(0.2)
         self.payloads = []
         self._stop = threading.Event()
@@ -54,7 +59,7 @@ class Sniffer:
     def _run(self):
         while not self._stop.is_set():
             try:
-                frame, (interface, *_) = self.sock.recvfrom(65535)
+                frame, (interface, *_) = self.sock.recvfrom(2**18)  # a GSO frame can exceed 64 KiB
             except socket.timeout:
                 continue
             if not interface.startswith(self.link_prefix):
@@ -63,10 +68,11 @@ class Sniffer:
                 continue
             ip_header = (frame[14] & 0x0F) * 4
             tcp = 14 + ip_header
-            source, destination = struct.unpack("!HH", frame[tcp:tcp + 4])
+            source_port, destination_port, sequence = struct.unpack("!HHI", frame[tcp:tcp + 8])
+            source, destination = (socket.inet_ntoa(frame[26:30]), source_port), (socket.inet_ntoa(frame[30:34]), destination_port)
             payload = frame[tcp + (frame[tcp + 12] >> 4) * 4:]
             if payload:
-                self.payloads.append((source, destination, payload))
+                self.payloads.append((interface, source, destination, sequence, payload))
 
     def stop(self):
         self._stop.set()
@@ -83,15 +89,44 @@ def test_private_predictions_across_hosts_match_keras_and_the_wire_is_tls(isolat
     payloads = sniffer.stop()
     assert_matches_plaintext(private, reference_model["plaintext"][:20])
 
-    mesh = [p for p in payloads if contract.MESH_PORT in (p[0], p[1])]
+    mesh = [p for p in payloads if contract.MESH_PORT in (p[1][1], p[2][1])]
     assert len(mesh) > 50, "the players' rounds went over the mesh"
-    everything = b"".join(payload for _, _, payload in payloads)
+    everything = b"".join(payload for *_, payload in payloads)
     # gRPC (HTTP/2) in the clear would start with its preface and carry TensorFlow's method names.
     assert b"PRI * HTTP/2.0" not in everything and b"tensorflow.eager" not in everything
     # The client's own traffic is TLS too: no HTTP request line, no share in the clear.
     assert b"PUT /v2/requests" not in everything and b"POST /v1/predict" not in everything
-    # Every mesh payload is made of TLS records (content types 20-23, version 3.x).
-    assert all(payload[0] in (20, 21, 22, 23) and payload[1] == 3 for _, _, payload in mesh[:200])
+    # Each direction of each mesh connection, as one link saw it, is TLS records back to back.
+    segments = {}
+    for link, source, destination, sequence, payload in mesh:
+        segments.setdefault((link, source, destination), []).append((sequence, payload))
+    streams = {key: reassembled(found) for key, found in segments.items()}
+    assert all(is_tls_records(stream) for stream in streams.values()), [
+        (key, stream[:16]) for key, stream in streams.items() if not is_tls_records(stream)][:3]
+
+
+def reassembled(segments) -> bytes:
+    """A TCP direction's bytes from its segments (sequence number, payload) as captured: in sequence
+    order, retransmitted bytes once, up to the first byte the capture missed."""
+    first = segments[0][0]
+    stream = b""
+    for offset, payload in sorted(((sequence - first) % 2**32, payload) for sequence, payload in segments):
+        if offset > len(stream):
+            break
+        stream += payload[len(stream) - offset:]
+    return stream
+
+
+def is_tls_records(stream: bytes) -> bool:
+    """Whether bytes, from a quiet connection's next record on, are TLS records back to back: content
+    type 20-23 and version 3.x in each 5-byte header, whose length leads to the next (a record may
+    span TCP segments, so their starts say nothing); the last one may be cut short."""
+    offset = 0
+    while offset + 5 <= len(stream):
+        if stream[offset] not in (20, 21, 22, 23) or stream[offset + 1] != 3:
+            return False
+        offset += 5 + int.from_bytes(stream[offset + 3:offset + 5], "big")
+    return True
 
 
 ATTACK = r"""
