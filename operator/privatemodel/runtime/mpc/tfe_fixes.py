@@ -45,13 +45,19 @@ def fix_avgpool2d_reshape_reduce() -> None:
     _replace(pond, "_avgpool2d_reshape_reduce", _avgpool2d_reshape_reduce)
 
 
+def _same_padding(size: int, window: int, stride: int) -> tuple[int, int, int]:
+    """TensorFlow's SAME along one axis: (outputs, padding before, padding after); the padding is
+    split evenly, any odd cell going after."""
+    outputs = math.ceil(size / stride)
+    padding = max((outputs - 1) * stride + window - size, 0)
+    return outputs, padding // 2, padding - padding // 2
+
+
 def _cells_per_window(size: int, pool: int, stride: int, padding: str) -> np.ndarray:
     """Along one axis, how many real (not padded) input cells each pooling window covers."""
     if padding != "SAME":  # VALID, read as pond._avgpool2d_im2col_reduce does
         return np.full(math.ceil((size - pool + 1) / stride), pool)
-    # TensorFlow's SAME: the padding is split evenly, any odd cell going after.
-    outputs = math.ceil(size / stride)
-    padding_before = max((outputs - 1) * stride + pool - size, 0) // 2
+    outputs, padding_before, _ = _same_padding(size, pool, stride)
     starts = np.arange(outputs) * stride - padding_before
     return np.minimum(starts + pool, size) - np.maximum(starts, 0)
 
@@ -175,12 +181,10 @@ def _image_patches(images, patch_size, strides, padding):
     patch_height, patch_width = patch_size
     stride_height, stride_width = strides
     _, height, width, _ = map(int, images.shape)
-    if padding == "SAME":  # TensorFlow's rule: the padding split evenly, any odd cell after
-        rows, columns = -(-height // stride_height), -(-width // stride_width)
-        pad_height = max((rows - 1) * stride_height + patch_height - height, 0)
-        pad_width = max((columns - 1) * stride_width + patch_width - width, 0)
-        top, left = pad_height // 2, pad_width // 2
-        images = tf.pad(images, [[0, 0], [top, pad_height - top], [left, pad_width - left], [0, 0]])
+    if padding == "SAME":
+        rows, top, bottom = _same_padding(height, patch_height, stride_height)
+        columns, left, right = _same_padding(width, patch_width, stride_width)
+        images = tf.pad(images, [[0, 0], [top, bottom], [left, right], [0, 0]])
     else:
         rows, columns = (height - patch_height) // stride_height + 1, (width - patch_width) // stride_width + 1
     last_row, last_column = stride_height * (rows - 1), stride_width * (columns - 1)
